@@ -1,0 +1,27 @@
+"""commpress: communication-efficient distributed optimization, honest to the bit."""
+
+from commpress import compressors
+from commpress._rng import derive_seed
+from commpress.errors import (
+    CommpressError,
+    ConfigError,
+    DataFileError,
+    DistributedError,
+    InputError,
+    InputTypeError,
+    PayloadError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "compressors",
+    "derive_seed",
+    "CommpressError",
+    "ConfigError",
+    "DataFileError",
+    "DistributedError",
+    "InputError",
+    "InputTypeError",
+    "PayloadError",
+]

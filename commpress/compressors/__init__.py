@@ -1,0 +1,20 @@
+"""Compressors: unbiased, contractive and correlated, each with an honest packed payload.
+
+>>> import commpress as cp
+>>> C = cp.compressors.make("cq")
+>>> X_hat, bits = C.apply(X, seed=0)        # fast path, bits = 8 * len(payload)
+>>> payloads = C.encode(X, seed=0)          # the real wire messages
+>>> C.decode(payloads, seed=0, d=X.shape[1])  # == X_hat
+"""
+
+from commpress.compressors.base import Compressor, CompressorTheory, Context
+from commpress.compressors.registry import describe, get, make, names, register
+
+__all__ = ["Compressor", "CompressorTheory", "Context", "describe", "get", "make", "names", "register", "compose"]
+
+
+def compose(outer, inner):
+    """``outer ∘ inner`` as one compressor: apply ``inner``, then ``outer`` (names or instances)."""
+    from commpress.compressors.compose import Compose
+
+    return Compose(outer=outer, inner=inner)

@@ -1,0 +1,345 @@
+"""The compressor interface: fast path, wire path, theory.
+
+Every compressor maps a batch ``X`` of shape ``(rows, d)`` (one row per client) and a round
+seed to the rows the server reconstructs. It is written once, as two hooks:
+
+- ``_encode(X, ctx) -> message``: a dict of named tensors, each ``(rows, count)``: exactly the
+  numbers that go on the wire (float32 headers already rounded, integer codes, ...);
+- ``_decode(message, ctx) -> X_hat``: the server's reconstruction from those numbers and the
+  seed alone;
+
+plus ``_layout(ctx, message)``, which says how many entries of which width each field has
+(the :mod:`commpress.wire` fields). From these the base class builds
+
+- ``apply(X, seed)``: ``_decode(_encode(X))`` and the exact payload bits, without making bytes
+  (the simulator's fast path);
+- ``encode(X, seed)`` / ``decode(payloads, seed, d)``: the same message really packed into
+  bytes and parsed back, with every length and header validated.
+
+Because both paths reconstruct from the same message, ``decode(encode(X)) == apply(X)[0]``
+and ``bits == 8 * len(payload)`` hold by construction; the contract test suite checks them for
+every registered compressor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from commpress._rng import SEED_LIMIT
+from commpress.errors import ConfigError, InputError, InputTypeError, PayloadError
+from commpress.wire import Field, payload_bytes, pack_rows, unpack_rows
+
+Message = dict[str, torch.Tensor]
+#: A layout: groups of rows that share one field list, as (fields, row indices).
+Layout = list[tuple[list[Field], torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What both sides of the wire know about a call: no data, only public facts."""
+
+    seed: int
+    n: int
+    d: int
+    clients: torch.Tensor  # (rows,) int64 on the CPU: the client index of every row
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def rows(self) -> int:
+        return int(self.clients.numel())
+
+    @property
+    def is_full(self) -> bool:
+        """True when the rows are exactly clients 0..n-1 in order."""
+        return self.rows == self.n and bool(torch.equal(self.clients, torch.arange(self.n)))
+
+    def select(self, full: torch.Tensor) -> torch.Tensor:
+        """Rows of a per-client tensor (leading axis n) for this call's clients."""
+        return full if self.is_full else full[self.clients.to(full.device)]
+
+
+@dataclass(frozen=True)
+class CompressorTheory:
+    """What theory says of a compressor at (n, d).
+
+    ``kind``: ``"unbiased"``, ``"contractive"``, ``"correlated"`` (jointly acting, individually
+    unbiased), ``"combinatorial"`` (unbiased only in the aggregate) or ``"biased"`` (no class).
+    ``omega``: variance constant of the class U(omega) (per client); ``delta``: contraction
+    constant of B(delta); ``A``, ``B``: the AB-inequality constants of the set of n clients
+    (as implemented); ``bits``: expected payload bits per client (bytes-padded, as sent).
+    ``extras`` holds paper conventions (``omega_paper``, ``A_paper``) and notes.
+    """
+
+    kind: str
+    omega: float | None
+    delta: float | None
+    A: float | None
+    B: float | None
+    bits: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def padded_bits(information_bits: int | float) -> int:
+    """Bits on the wire for a payload of ``information_bits``: padded to a whole byte."""
+    return 8 * math.ceil(information_bits / 8)
+
+
+def uniform_layout(fields: list[Field], rows: int) -> Layout:
+    """A layout in which every row has the same fields."""
+    return [(fields, torch.arange(rows))]
+
+
+def f32_up(t: torch.Tensor) -> torch.Tensor:
+    """Round to float32 upward (the result as float32 is >= t): range headers must contain x."""
+    r = t.to(torch.float32)
+    below = r.to(t.dtype) < t
+    if bool(below.any()):
+        r = torch.where(below, torch.nextafter(r, torch.full_like(r, math.inf)), r)
+    return r
+
+
+def f32(t: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest float32 (a scale header)."""
+    return t.to(torch.float32)
+
+
+class Compressor:
+    """Base class of every compressor. See the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    #: Messages of different clients can be summed while compressed (all-reduce friendly).
+    summable: ClassVar[bool] = False
+    #: Rows depend on each other through shared randomness (CQ, PermK, ISCC): the set is the object.
+    correlated: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ public API
+    def apply(
+        self, X: torch.Tensor, seed: int, *, clients: Any = None, n: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Compress and reconstruct ``X`` (``(rows, d)``) in one step; returns ``(X_hat, bits)``.
+
+        ``bits`` is an int64 ``(rows,)`` tensor: exactly ``8 * len(payload)`` of each row's message.
+        """
+        ctx = self._context(X, seed, clients, n)
+        message = self._encode(X, ctx)
+        X_hat = self._decode(message, ctx)
+        return X_hat, self._bits(self._layout(ctx, message), ctx.rows)
+
+    def encode(self, X: torch.Tensor, seed: int, *, clients: Any = None, n: int | None = None) -> list[bytes]:
+        """The wire messages of the rows of ``X``: one ``bytes`` per row."""
+        ctx = self._context(X, seed, clients, n)
+        message = self._encode(X, ctx)
+        payloads: list[bytes | None] = [None] * ctx.rows
+        for fields, idx in self._layout(ctx, message):
+            if idx.numel() == 0:
+                continue
+            part = {k: v[idx.to(v.device)] for k, v in message.items()}
+            packed = pack_rows(fields, part, int(idx.numel()))
+            width = packed.shape[1]
+            flat = packed.numpy().tobytes()
+            for j, row in enumerate(idx.tolist()):
+                payloads[row] = flat[j * width : (j + 1) * width]
+        return payloads  # type: ignore[return-value]
+
+    def decode(
+        self,
+        payloads: list[bytes],
+        seed: int,
+        d: int,
+        *,
+        clients: Any = None,
+        n: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: Any = None,
+    ) -> torch.Tensor:
+        """Reconstruct the rows from their wire messages; ``(len(payloads), d)`` of ``dtype``.
+
+        Every payload's length and header is validated before anything is allocated on its word;
+        a truncated, over-long or corrupted payload raises :class:`PayloadError`.
+        """
+        if not isinstance(payloads, (list, tuple)) or not all(isinstance(p, (bytes, bytearray)) for p in payloads):
+            raise InputTypeError(
+                f"decode expects a list of bytes payloads; got {type(payloads).__name__}. "
+                "Pass the list returned by encode()."
+            )
+        if not payloads:
+            raise InputError("decode got no payloads; pass one bytes object per client row.")
+        d = _check_dim(d)
+        if dtype not in (torch.float32, torch.float64):
+            raise InputTypeError(f"decode dtype must be torch.float32 or torch.float64; got {dtype}.")
+        rows = len(payloads)
+        clients_t, n = _check_clients(clients, n, rows)
+        ctx = Context(
+            seed=_check_seed(seed), n=n, d=d, clients=clients_t, dtype=dtype,
+            device=torch.device(device) if device is not None else torch.device("cpu"),
+        )
+        self._check_shape(ctx)
+        header_fields = self._header_fields(ctx)
+        header: Message | None = None
+        if header_fields:
+            hb = payload_bytes(header_fields)
+            short = [i for i, p in enumerate(payloads) if len(p) < hb]
+            if short:
+                raise PayloadError(
+                    f"{self.name}: payload of row {short[0]} has {len(payloads[short[0]])} bytes, "
+                    f"fewer than the {hb}-byte header; it is truncated."
+                )
+            head = torch.frombuffer(bytearray(b"".join(bytes(p[:hb]) for p in payloads)), dtype=torch.uint8)
+            header = unpack_rows(header_fields, head.reshape(rows, hb))
+            self._check_header(header, ctx)
+        layout = self._layout(ctx, header)
+        message: Message = {}
+        for fields, idx in layout:
+            if idx.numel() == 0:
+                continue
+            width = payload_bytes(fields)
+            rows_idx = idx.tolist()
+            for row in rows_idx:
+                if len(payloads[row]) != width:
+                    raise PayloadError(
+                        f"{self.name}: payload of row {row} (client {int(clients_t[row])}) has "
+                        f"{len(payloads[row])} bytes; its layout needs exactly {width}. "
+                        "It is truncated, over-long or not a message of this compressor/seed/d."
+                    )
+            data = torch.frombuffer(bytearray(b"".join(bytes(payloads[r]) for r in rows_idx)), dtype=torch.uint8)
+            parsed = unpack_rows(fields, data.reshape(len(rows_idx), width))
+            for f in fields:
+                values = parsed[f.name]
+                if f.name not in message:
+                    message[f.name] = torch.zeros(rows, max(f.count, 1), dtype=values.dtype)
+                target = message[f.name]
+                if target.shape[1] < f.count:
+                    grown = torch.zeros(rows, f.count, dtype=target.dtype)
+                    grown[:, : target.shape[1]] = target
+                    message[f.name] = target = grown
+                target[idx, : f.count] = values
+        self._check_message(message, ctx)
+        return self._decode(message, ctx)
+
+    def theory(self, n: int, d: int) -> CompressorTheory:
+        """Class, constants and expected bits at ``n`` clients and dimension ``d``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({params})"
+
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters (for configs, logs and ``repr``)."""
+        return {}
+
+    # ------------------------------------------------------------------ hooks
+    def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
+        raise NotImplementedError
+
+    def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _layout(self, ctx: Context, message: Message | None) -> Layout:
+        """Field layout of every row. ``message`` holds at least the header fields."""
+        raise NotImplementedError
+
+    def _header_fields(self, ctx: Context) -> list[Field]:
+        """Fields a decoder must read first because the layout depends on them (byte-aligned)."""
+        return []
+
+    def _check_header(self, header: Message, ctx: Context) -> None:
+        """Validate header values before the layout is computed from them."""
+
+    def _check_message(self, message: Message, ctx: Context) -> None:
+        """Validate a parsed message before reconstruction (finite headers, codes in range)."""
+        for key, value in message.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise PayloadError(f"{self.name}: field '{key}' holds NaN or Inf; the payload is corrupted.")
+
+    def _check_shape(self, ctx: Context) -> None:
+        """Reject (n, d) the compressor cannot serve (e.g. invalid k for this d)."""
+
+    # ------------------------------------------------------------------ helpers
+    def _context(self, X: Any, seed: int, clients: Any, n: int | None) -> Context:
+        X = _check_batch(X)
+        rows, d = X.shape
+        clients_t, n = _check_clients(clients, n, rows)
+        ctx = Context(seed=_check_seed(seed), n=n, d=d, clients=clients_t, dtype=X.dtype, device=X.device)
+        self._check_shape(ctx)
+        return ctx
+
+    @staticmethod
+    def _bits(layout: Layout, rows: int) -> torch.Tensor:
+        bits = torch.zeros(rows, dtype=torch.int64)
+        for fields, idx in layout:
+            bits[idx] = 8 * payload_bytes(fields)
+        return bits
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) and not hasattr(seed, "__index__"):
+        raise InputTypeError(f"seed must be an integer in [0, 2**63); got {seed!r} ({type(seed).__name__}).")
+    seed = int(seed)
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"seed must be in [0, 2**63); got {seed}. Use commpress.derive_seed(base, round).")
+    return seed
+
+
+def _check_dim(d: Any) -> int:
+    if isinstance(d, bool) or not isinstance(d, int) and not hasattr(d, "__index__"):
+        raise InputTypeError(f"d must be a positive integer; got {d!r}.")
+    d = int(d)
+    if d < 1:
+        raise ConfigError(f"d must be >= 1; got {d}.")
+    return d
+
+
+def _check_batch(X: Any) -> torch.Tensor:
+    if not isinstance(X, torch.Tensor):
+        raise InputTypeError(
+            f"compressors take a torch.Tensor X of shape (n_clients, d); got {type(X).__name__}. "
+            "Convert with torch.as_tensor(X, dtype=torch.float64)."
+        )
+    if X.dim() != 2:
+        hint = " Add the client axis: X[None, :]." if X.dim() == 1 else ""
+        raise InputError(f"compress expects X of shape (n_clients, d); got {tuple(X.shape)}.{hint}")
+    if X.dtype not in (torch.float32, torch.float64):
+        raise InputTypeError(
+            f"compressors take float32 or float64 tensors; got {X.dtype}. Convert with X.double() or X.float()."
+        )
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise InputError(f"X must have at least one row and one column; got shape {tuple(X.shape)}.")
+    if not bool(torch.isfinite(X).all()):
+        bad = (~torch.isfinite(X)).nonzero()[0].tolist()
+        raise InputError(
+            f"X holds NaN or Inf (first at row {bad[0]}, column {bad[1]}: {X[bad[0], bad[1]].item()}). "
+            "Compress finite vectors only; check the gradient or the stepsize."
+        )
+    return X
+
+
+def _check_clients(clients: Any, n: int | None, rows: int) -> tuple[torch.Tensor, int]:
+    if clients is None:
+        if n is not None and int(n) != rows:
+            raise InputError(
+                f"n={n} but X has {rows} rows and no clients= were given; pass clients=<the rows' "
+                "client indices> to encode a subset, or drop n."
+            )
+        return torch.arange(rows), rows
+    clients_t = torch.as_tensor(clients, dtype=torch.int64).reshape(-1).cpu()
+    if clients_t.numel() != rows:
+        raise InputError(f"clients has {clients_t.numel()} entries but there are {rows} rows; give one index per row.")
+    if n is None:
+        raise InputError("clients= needs n= (the total number of clients of the round).")
+    n = int(n)
+    if n < 1:
+        raise ConfigError(f"n must be >= 1; got {n}.")
+    if bool((clients_t < 0).any()) or bool((clients_t >= n).any()):
+        raise InputError(f"client indices must lie in [0, {n}); got {clients_t.tolist()[:10]}.")
+    if clients_t.unique().numel() != rows:
+        raise InputError("client indices must be distinct; a client appears twice in clients=.")
+    return clients_t, n

@@ -1,0 +1,140 @@
+"""Vectorised packing of a batch of equally-shaped messages into bytes, and back."""
+
+from __future__ import annotations
+
+import torch
+
+from commpress.wire.fields import Field, Kind, payload_bytes
+
+_BYTE_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+
+
+def _to_uint(field: Field, values: torch.Tensor) -> torch.Tensor:
+    """The field's entries as raw unsigned bit patterns in an int64 tensor (rows, count)."""
+    if field.kind is Kind.F32:
+        return values.to(torch.float32).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    if field.kind is Kind.F64:
+        return values.to(torch.float64).contiguous().view(torch.int64)
+    return values.to(torch.int64)
+
+
+def _bytes_of(field: Field, values: torch.Tensor) -> torch.Tensor:
+    """Byte-aligned little-endian bytes of a field whose width is a multiple of 8: (rows, bytes)."""
+    rows = values.shape[0]
+    if field.kind is Kind.F32:
+        return values.to(torch.float32).contiguous().view(torch.uint8).reshape(rows, -1)
+    if field.kind is Kind.F64:
+        return values.to(torch.float64).contiguous().view(torch.uint8).reshape(rows, -1)
+    dtype = {8: torch.uint8, 16: torch.int16, 32: torch.int32}.get(field.width)
+    if dtype is not None:
+        return values.to(dtype).contiguous().view(torch.uint8).reshape(rows, -1)
+    return values.to(torch.int64).contiguous().view(torch.uint8).reshape(rows, values.shape[1], 8)[
+        :, :, : field.width // 8
+    ].reshape(rows, -1)
+
+
+def _bits_of(field: Field, values: torch.Tensor) -> torch.Tensor:
+    """Most-significant-bit-first bits of every entry: (rows, count * width) uint8."""
+    raw = _to_uint(field, values)
+    if field.width == 1:
+        return raw.to(torch.uint8)
+    shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.int64)
+    return ((raw.unsqueeze(-1) >> shifts) & 1).to(torch.uint8).reshape(raw.shape[0], -1)
+
+
+def _pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """(rows, m) 0/1 uint8 with m a multiple of 8 -> (rows, m // 8) uint8, MSB first."""
+    rows = bits.shape[0]
+    grouped = bits.reshape(rows, -1, 8)
+    return (grouped * _BYTE_WEIGHTS).sum(dim=-1, dtype=torch.int32).to(torch.uint8)
+
+
+def _unpack_bits(data: torch.Tensor) -> torch.Tensor:
+    """(rows, k) uint8 -> (rows, 8k) 0/1 uint8, MSB first."""
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
+    return ((data.unsqueeze(-1) >> shifts) & 1).reshape(data.shape[0], -1)
+
+
+def pack_rows(fields: list[Field], message: dict[str, torch.Tensor], rows: int) -> torch.Tensor:
+    """Pack ``rows`` messages of one layout into a ``(rows, payload_bytes(fields))`` uint8 tensor.
+
+    ``message[f.name]`` is a ``(rows, >= f.count)`` tensor; only the first ``f.count`` columns
+    are sent. Byte-aligned fields of 8/16/32/64-bit width are copied as bytes; the others go
+    through a bit expansion of just that field.
+    """
+    out = torch.zeros(rows, payload_bytes(fields), dtype=torch.uint8)
+    offset = 0
+    for field in fields:
+        if field.count == 0 or field.width == 0:
+            continue
+        values = message[field.name][:, : field.count].cpu()
+        if offset % 8 == 0 and field.width % 8 == 0:
+            start = offset // 8
+            out[:, start : start + field.bits // 8] = _bytes_of(field, values)
+        else:
+            lead = offset % 8
+            bits = _bits_of(field, values)
+            total = lead + bits.shape[1]
+            padded = torch.zeros(rows, (total + 7) // 8 * 8, dtype=torch.uint8)
+            padded[:, lead:total] = bits
+            start = offset // 8
+            chunk = _pack_bits(padded)
+            out[:, start : start + chunk.shape[1]] |= chunk
+        offset += field.bits
+    return out
+
+
+def _from_bytes(field: Field, data: torch.Tensor) -> torch.Tensor:
+    rows = data.shape[0]
+    data = data.contiguous()
+    if field.kind is Kind.F32:
+        return data.view(torch.float32).reshape(rows, field.count)
+    if field.kind is Kind.F64:
+        return data.view(torch.float64).reshape(rows, field.count)
+    if field.width == 8:
+        return data.to(torch.int64)
+    if field.width == 16:
+        return data.view(torch.int16).to(torch.int64).reshape(rows, field.count) & 0xFFFF
+    if field.width == 32:
+        return data.view(torch.int32).to(torch.int64).reshape(rows, field.count) & 0xFFFFFFFF
+    padded = torch.zeros(rows, field.count, 8, dtype=torch.uint8)
+    padded[:, :, : field.width // 8] = data.reshape(rows, field.count, field.width // 8)
+    return padded.view(torch.int64).reshape(rows, field.count)
+
+
+def _from_bits(field: Field, bits: torch.Tensor) -> torch.Tensor:
+    rows = bits.shape[0]
+    if field.width == 1:
+        raw = bits.to(torch.int64)
+    else:
+        shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.int64)
+        raw = (bits.reshape(rows, field.count, field.width).to(torch.int64) << shifts).sum(-1)
+    if field.kind is Kind.F32:
+        return raw.to(torch.int32).view(torch.float32).reshape(rows, field.count)
+    if field.kind is Kind.F64:
+        return raw.view(torch.float64).reshape(rows, field.count)
+    return raw.reshape(rows, field.count)
+
+
+def unpack_rows(fields: list[Field], data: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`pack_rows`: ``(rows, payload_bytes(fields))`` uint8 -> field tensors.
+
+    UINT fields come back as int64, F32 as float32, F64 as float64, each ``(rows, count)``.
+    """
+    rows = data.shape[0]
+    out: dict[str, torch.Tensor] = {}
+    offset = 0
+    for field in fields:
+        if field.count == 0 or field.width == 0:
+            dtype = {Kind.F32: torch.float32, Kind.F64: torch.float64}.get(field.kind, torch.int64)
+            out[field.name] = torch.zeros(rows, field.count, dtype=dtype)
+            continue
+        start, stop = offset // 8, (offset + field.bits + 7) // 8
+        if offset % 8 == 0 and field.width % 8 == 0:
+            out[field.name] = _from_bytes(field, data[:, start:stop])
+        else:
+            bits = _unpack_bits(data[:, start:stop])
+            lead = offset % 8
+            out[field.name] = _from_bits(field, bits[:, lead : lead + field.bits])
+        offset += field.bits
+    return out
