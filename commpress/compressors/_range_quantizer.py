@@ -67,24 +67,28 @@ class RangeQuantizer(Compressor):
         if self.range == "norm":
             message["rho"] = f32_up(torch.linalg.vector_norm(X, dim=1, keepdim=True))
         elif self.range == "minmax":
-            lo = X.min(dim=1, keepdim=True).values
-            hi = X.max(dim=1, keepdim=True).values
-            message["lo"] = -f32_up(-lo)
-            message["hi"] = f32_up(hi)
+            message["lo"] = -f32_up(-X.amin(dim=1, keepdim=True))
+            message["hi"] = f32_up(X.amax(dim=1, keepdim=True))
         lo, hi = self._bounds(message, ctx)
         span = hi - lo
-        safe = torch.where(span > 0, span, torch.ones_like(span))
-        u = torch.where(span > 0, ((X - lo) / safe).clamp_(0.0, 1.0), torch.zeros_like(X))
-        su = u * self.levels
-        m = su.floor().clamp_(max=self.levels - 1)
-        up = self._thresholds(ctx).to(device=X.device, dtype=X.dtype) < (su - m)
-        message["level"] = (m.to(torch.int64) + up)
+        # s * u = (x - l) * s / (r - l); a zero-width range (a zero row) maps to level 0, i.e. l = 0.
+        scale = torch.where(span > 0, self.levels / torch.where(span > 0, span, 1.0), 0.0)
+        su = (X - lo).mul_(scale).clamp_(0.0, self.levels)
+        U = self._thresholds(ctx).to(device=X.device, dtype=X.dtype)
+        if self.levels == 1:
+            message["level"] = U < su
+        else:
+            m = su.floor().clamp_(max=self.levels - 1)
+            up = U < su.sub_(m)
+            message["level"] = m.to(torch.uint8 if self.width <= 8 else torch.int64).add_(up)
         return message
 
     def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
         lo, hi = self._bounds(message, ctx)
-        level = message["level"].to(device=ctx.device, dtype=ctx.dtype)
-        return lo + (hi - lo) * (level / self.levels)
+        level = message["level"].to(ctx.device)
+        if self.levels == 1:
+            return torch.where(level.bool(), hi, lo)
+        return torch.addcmul(lo, level.to(ctx.dtype), (hi - lo) / self.levels)
 
     def _check_message(self, message: Message, ctx: Context) -> None:
         super()._check_message(message, ctx)
@@ -92,7 +96,7 @@ class RangeQuantizer(Compressor):
             raise PayloadError(f"{self.name}: negative norm header; the payload is corrupted.")
         if self.range == "minmax" and bool((message["lo"] > message["hi"]).any()):
             raise PayloadError(f"{self.name}: range header with lo > hi; the payload is corrupted.")
-        if bool((message["level"] > self.levels).any()):
+        if bool((message["level"].to(torch.int64) > self.levels).any()):
             raise PayloadError(f"{self.name}: a level exceeds s={self.levels}; the payload is corrupted.")
 
     # -- theory shared by IQ and CQ (spec §7, §8.4)

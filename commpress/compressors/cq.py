@@ -10,6 +10,23 @@ from commpress.compressors.base import CompressorTheory, Context
 from commpress.compressors.registry import register
 
 
+def correlated_thresholds(
+    seed: int, n: int, d: int, rows: torch.Tensor | None, dtype: torch.dtype, tag: str = "cq"
+) -> torch.Tensor:
+    r"""CQ's thresholds :math:`U_{ij} = ((\sigma_i + h_j) \bmod n + \gamma_{ij}) / n` for the given rows.
+
+    Draw order: :math:`\sigma` = ``randperm(n)`` on the shared stream ``tag + "/sigma"``;
+    :math:`h` = ``randint(0, n, (d,))`` on ``tag + "/shift"``; :math:`\gamma` = the private (n, d)
+    uniform matrix of ``tag + "/gamma"``. Computed as ``frac((gamma + sigma_i + h_j) / n)``,
+    which equals the formula because :math:`\sigma_i + h_j + \gamma_{ij} < 2n`.
+    """
+    sigma = torch.randperm(n, generator=shared_generator(seed, f"{tag}/sigma")).to(dtype)
+    shift = torch.randint(0, n, (d,), generator=shared_generator(seed, f"{tag}/shift")).to(dtype)
+    gamma = private_rand(seed, f"{tag}/gamma", n, (d,), rows, dtype=dtype)
+    sig = sigma if rows is None else sigma[rows]
+    return gamma.add_(sig.unsqueeze(1)).add_(shift.unsqueeze(0)).mul_(1.0 / n).frac_()
+
+
 @register("cq")
 class CQ(RangeQuantizer):
     r"""Correlated quantization: the clients' rounding thresholds are stratified jointly.
@@ -44,14 +61,7 @@ class CQ(RangeQuantizer):
     correlated = True
 
     def _thresholds(self, ctx: Context) -> torch.Tensor:
-        n = ctx.n
-        sigma = torch.randperm(n, generator=shared_generator(ctx.seed, "cq/sigma"))
-        shift = torch.randint(0, n, (ctx.d,), generator=shared_generator(ctx.seed, "cq/shift"))
-        rows = None if ctx.is_full else ctx.clients
-        gamma = private_rand(ctx.seed, "cq/gamma", n, (ctx.d,), rows, dtype=ctx.dtype)
-        sig = sigma if rows is None else sigma[rows]
-        perm = torch.remainder(sig.unsqueeze(1) + shift.unsqueeze(0), n)
-        return (perm.to(ctx.dtype) + gamma) / n
+        return correlated_thresholds(ctx.seed, ctx.n, ctx.d, None if ctx.is_full else ctx.clients, ctx.dtype)
 
     def theory(self, n: int, d: int) -> CompressorTheory:
         s2 = self.levels**2

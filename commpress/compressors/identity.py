@@ -12,7 +12,7 @@ from commpress.compressors.registry import register
 
 @register("identity")
 class Identity(Compressor):
-    r"""No compression: :math:`\mathcal C(x) = x`, sent as ``float_bits``-bit floats.
+    r"""No compression: the dense vector as float32 (or float64) values, C(x) = x.
 
     Class: unbiased with :math:`\omega = 0` and contractive with :math:`\delta = 1`; AB(0, 0).
     Payload per client: d floats (32 bits each by default, the CQ paper's "no compression"

@@ -5,14 +5,27 @@ Every problem holds n clients in one object and answers for all of them in one b
 f_i an average over m_i samples) also give per-sample and minibatch gradients for the
 variance-reduced and stochastic methods. Smoothness constants are reported with a flag that
 says whether they are exact or bounds.
+
+Conventions shared by every oracle:
+
+- ``x`` is either one point ``(d,)`` (all clients evaluated there) or one point per client
+  ``(rows, d)`` (client ``i`` evaluated at ``x[i]``; what local-step and SAGA-type methods need).
+- ``clients`` (keyword, optional): an int64 index of the clients to answer for (a process that
+  holds only some clients); rows of the result follow it. Default: all ``n`` clients in order.
+- Results have the problem's ``dtype``; inputs of another float dtype are converted.
+- Finite sums: client ``i`` has ``m_i = num_samples()[i]`` samples numbered ``0..m_i-1``;
+  ``f_i = (1/m_i) sum_j f_ij``. Index tensors are ``(rows,)`` (one sample per client) or
+  ``(rows, k)`` (k samples per client).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
 
 import torch
+
+from commpress.errors import ConfigError, InputError, InputTypeError
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,9 @@ class Smoothness:
     ``L_pm``: Hessian variance L_±. ``mu``: strong convexity of f (0 if not known/none).
     ``exact``: True when every constant is the smallest one (quadratics); False when some are
     upper bounds (then ``notes`` says which).
+    ``L_sample``: for finite sums, max over clients and samples of the smoothness constant of
+    the single-sample loss f_ij (the L of VR-DIANA / SAGA theory), else None.
+    ``weighted_fn``: w -> (L_{+,w}, L_{±,w}) where the problem knows them (see :meth:`weighted`).
     """
 
     L_i: torch.Tensor
@@ -32,6 +48,10 @@ class Smoothness:
     mu: float = 0.0
     exact: bool = True
     notes: str = ""
+    L_sample: float | None = None
+    weighted_fn: Callable[[torch.Tensor], tuple[float, float]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def L(self) -> float:
@@ -50,11 +70,23 @@ class Smoothness:
         return float(self.L_i.pow(2).mean().sqrt())
 
     def weighted(self, w: torch.Tensor) -> tuple[float, float]:
-        """(L_{+,w}, L_{±,w}) for weights w (only problems that override this know them)."""
-        raise NotImplementedError
+        """(L_{+,w}, L_{±,w}) for weights w on the simplex (spec §1.4).
+
+        Known exactly for quadratics; raises NotImplementedError for problems that do not
+        know them.
+        """
+        if self.weighted_fn is None:
+            raise NotImplementedError("this problem does not know its weighted smoothness constants")
+        w = torch.as_tensor(w, dtype=torch.float64).reshape(-1)
+        if w.numel() != self.L_i.numel() or not bool((w > 0).all()) or abs(float(w.sum()) - 1.0) > 1e-9:
+            raise InputError(
+                f"weights must be {self.L_i.numel()} positive numbers summing to 1; got shape "
+                f"{tuple(w.shape)}, sum {float(w.sum()):.6g}. Normalise: w = w / w.sum()."
+            )
+        return self.weighted_fn(w)
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {k: v for k, v in asdict(self).items() if k != "weighted_fn"}
         out["L_i"] = self.L_i.tolist()
         out.update(L_max=self.L_max, L_am=self.L_am, L_qm=self.L_qm)
         return out
@@ -73,7 +105,7 @@ class Problem:
         """The default starting point, ``(d,)``."""
         return torch.zeros(self.d, dtype=self.dtype)
 
-    def client_losses(self, x: torch.Tensor) -> torch.Tensor:
+    def client_losses(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
         """f_i(x) for every client, ``(n,)``."""
         raise NotImplementedError
 
@@ -81,7 +113,7 @@ class Problem:
         """f(x) = mean of the client losses."""
         return float(self.client_losses(x).mean())
 
-    def client_grads(self, x: torch.Tensor) -> torch.Tensor:
+    def client_grads(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
         """∇f_i(x) for every client in one call, ``(n, d)``."""
         raise NotImplementedError
 
@@ -94,14 +126,50 @@ class Problem:
         """m_i per client, ``(n,)`` int64, or None if the problem is not a finite sum."""
         return None
 
-    def sample_grads(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """∇f_{i, index[i]}(x): one sample per client, ``index`` ``(n,)`` -> ``(n, d)``."""
+    def sample_grads(
+        self, x: torch.Tensor, index: torch.Tensor, *, clients: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """∇f_{i, index[i]}(x): one sample per client, ``index`` ``(n,)`` -> ``(n, d)``;
+        ``index`` ``(n, k)`` -> ``(n, k, d)``."""
         raise NotImplementedError
 
-    def minibatch_grads(self, x: torch.Tensor, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+    def sample_indices(
+        self, generator: torch.Generator, batch_size: int, *, clients: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(rows, batch_size)`` sample indices, uniform on ``0..m_i-1`` with replacement.
+
+        One ``(n, batch_size)`` draw from ``generator`` for all n clients, then the rows of
+        ``clients``: a client's draw does not depend on which other clients are asked. Reuse
+        the result to evaluate the same samples at two points (SVRG: ∇f_ij(x) - ∇f_ij(w)).
+        """
+        m = self.num_samples()
+        if m is None:
+            raise NotImplementedError(f"{self.name or type(self).__name__} is not a finite sum")
+        batch_size = _check_batch(batch_size)
+        u = torch.rand((self.n, batch_size), generator=generator, dtype=torch.float64)
+        index = torch.minimum((u * m[:, None]).long(), m[:, None] - 1)
+        return index if clients is None else index[self._rows(clients)]
+
+    def batch_grads(
+        self, x: torch.Tensor, index: torch.Tensor, *, clients: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Average of the per-sample gradients over ``index`` ``(rows, k)``: ``(rows, d)``."""
+        if index.dim() != 2:
+            raise InputError(f"batch_grads expects index of shape (rows, k); got {tuple(index.shape)}.")
+        return self.sample_grads(x, index, clients=clients).mean(dim=1)
+
+    def minibatch_grads(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator,
+        batch_size: int,
+        *,
+        clients: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Unbiased minibatch gradients, ``(n, d)``: each client averages ``batch_size`` samples
         drawn uniformly with replacement using ``generator``."""
-        raise NotImplementedError
+        index = self.sample_indices(generator, batch_size, clients=clients)
+        return self.batch_grads(x, index, clients=clients)
 
     # ---- facts
     def smoothness(self) -> Smoothness:
@@ -112,4 +180,64 @@ class Problem:
         return None
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "n": self.n, "d": self.d}
+        out: dict[str, Any] = {"name": self.name, "n": self.n, "d": self.d, "dtype": str(self.dtype)}
+        out.update(getattr(self, "params", {}))
+        return out
+
+    # ---- helpers for subclasses
+    def _rows(self, clients: torch.Tensor | None) -> torch.Tensor | None:
+        """Validated int64 client index (None for all clients)."""
+        if clients is None:
+            return None
+        clients = torch.as_tensor(clients)
+        if clients.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            raise InputTypeError(f"clients must be an integer tensor; got dtype {clients.dtype}.")
+        clients = clients.reshape(-1).long()
+        if clients.numel() and (int(clients.min()) < 0 or int(clients.max()) >= self.n):
+            raise InputError(
+                f"clients must lie in [0, {self.n - 1}]; got values from {int(clients.min())} to "
+                f"{int(clients.max())}."
+            )
+        return clients
+
+    def _point(self, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """``x`` as ``(d,)`` or ``(rows, d)`` in the problem's dtype, shape-checked."""
+        if not isinstance(x, torch.Tensor):
+            raise InputTypeError(f"x must be a torch.Tensor; got {type(x).__name__}. Use torch.as_tensor(x).")
+        if not x.is_floating_point():
+            raise InputTypeError(f"x must be a floating tensor; got dtype {x.dtype}. Use x.double().")
+        if not (x.shape == (self.d,) or x.shape == (rows, self.d)):
+            raise InputError(
+                f"x must have shape ({self.d},) (one point) or ({rows}, {self.d}) (one point per "
+                f"client); got {tuple(x.shape)}."
+            )
+        return x.to(self.dtype)
+
+    def _index(self, index: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """Validated sample index ``(rows,)`` or ``(rows, k)`` within each client's m_i."""
+        m = self.num_samples()
+        if m is None:
+            raise NotImplementedError(f"{self.name or type(self).__name__} is not a finite sum")
+        index = torch.as_tensor(index)
+        if index.is_floating_point() or index.dtype == torch.bool:
+            raise InputTypeError(f"sample index must be an integer tensor; got dtype {index.dtype}.")
+        mr = m if rows is None else m[rows]
+        if index.dim() not in (1, 2) or index.shape[0] != mr.shape[0]:
+            raise InputError(
+                f"sample index must have shape ({mr.shape[0]},) or ({mr.shape[0]}, k); got "
+                f"{tuple(index.shape)}."
+            )
+        index = index.long()
+        bound = mr if index.dim() == 1 else mr[:, None]
+        if bool(((index < 0) | (index >= bound)).any()):
+            raise InputError(
+                "sample index out of range: client i has samples 0..m_i-1 with m_i = "
+                f"num_samples() (min m_i = {int(mr.min())}); got max index {int(index.max())}."
+            )
+        return index
+
+
+def _check_batch(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    return batch_size

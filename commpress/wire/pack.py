@@ -84,15 +84,22 @@ def pack_rows(fields: list[Field], message: dict[str, torch.Tensor], rows: int) 
     return out
 
 
+def _aligned(flat: torch.Tensor, itemsize: int) -> torch.Tensor:
+    """``flat`` itself if a dtype view of ``itemsize`` bytes is allowed on it, else an aligned copy."""
+    if itemsize in (2, 4, 8) and flat.storage_offset() % itemsize:
+        return flat.clone()
+    return flat
+
+
 def _from_bytes(field: Field, data: torch.Tensor) -> torch.Tensor:
     rows = data.shape[0]
-    data = data.contiguous()
+    data = _aligned(data.reshape(-1), field.width // 8)
     if field.kind is Kind.F32:
         return data.view(torch.float32).reshape(rows, field.count)
     if field.kind is Kind.F64:
         return data.view(torch.float64).reshape(rows, field.count)
     if field.width == 8:
-        return data.to(torch.int64)
+        return data.to(torch.int64).reshape(rows, field.count)
     if field.width == 16:
         return data.view(torch.int16).to(torch.int64).reshape(rows, field.count) & 0xFFFF
     if field.width == 32:

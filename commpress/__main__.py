@@ -1,0 +1,5 @@
+import sys
+
+from commpress.cli import main
+
+sys.exit(main())

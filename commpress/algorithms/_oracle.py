@@ -1,0 +1,132 @@
+"""Gradient oracles of the local clients: exact, minibatch, or with additive Gaussian noise.
+
+All draws are keyed by a round seed: minibatches through the problem's
+``minibatch_grads(x, generator, batch_size)`` with the shared generator of the round
+(tag ``"oracle/minibatch"``), Gaussian noise and sample indices through private per-client
+streams (tags ``"oracle/noise"``, ``"oracle/index"``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from commpress._rng import private_rand, shared_generator
+from commpress.errors import ConfigError
+from commpress.network import Network
+from commpress.problems.base import Problem
+
+_TINY = 2.0**-60
+
+
+class Oracle:
+    r"""The clients' gradient oracle :math:`O_i(x;\zeta)`.
+
+    - ``batch_size=None, noise=0``: exact local gradients :math:`\nabla f_i(x)`;
+    - ``batch_size=b``: minibatch of b samples drawn uniformly with replacement (finite sums);
+    - ``noise=σ``: :math:`\nabla f_i(x) + \sigma\,\xi_i/\sqrt d`, :math:`\xi_i \sim \mathcal N(0, I_d)`,
+      so :math:`\mathbb E\|O_i - \nabla f_i\|^2 = \sigma^2` (the bounded-variance oracle of the
+      spec, usable on any problem).
+    Both may be combined (minibatch plus noise).
+    """
+
+    def __init__(self, problem: Problem, network: Network, *, batch_size: Any = None, noise: Any = 0.0, owner: str = "") -> None:
+        self.problem = problem
+        self.network = network
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+                raise ConfigError(f"{owner} needs batch_size None (exact gradients) or an integer >= 1; got {batch_size!r}.")
+            if problem.num_samples() is None:
+                raise ConfigError(
+                    f"{owner}: batch_size={batch_size} needs a finite-sum problem (num_samples() is None for "
+                    f"{problem.name or type(problem).__name__}); use noise=<sigma> for a stochastic oracle instead."
+                )
+        try:
+            noise = float(noise)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{owner} needs a number noise >= 0; got noise={noise!r}.") from None
+        if not (noise >= 0 and math.isfinite(noise)):
+            raise ConfigError(f"{owner} needs noise >= 0 (std of the gradient noise); got noise={noise!r}.")
+        self.batch_size = batch_size
+        self.noise = noise
+
+    @property
+    def stochastic(self) -> bool:
+        return self.batch_size is not None or self.noise > 0
+
+    def params(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "noise": self.noise}
+
+    # ------------------------------------------------------------------ at one common point x
+    def exact(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`\\nabla f_i(x)` of the local clients, ``(rows, d)``."""
+        return self.network.local(self.problem.client_grads(x))
+
+    def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        """One oracle call per local client at ``x`` with round seed ``seed``: ``(rows, d)``."""
+        if self.batch_size is None:
+            G = self.exact(x)
+        else:
+            G = self.network.local(
+                self.problem.minibatch_grads(x, shared_generator(seed, "oracle/minibatch"), self.batch_size)
+            )
+        return self._add_noise(G, seed)
+
+    # ------------------------------------------------------------------ at per-client points
+    def at(self, X: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """Oracle of client i at its own point ``X[i]`` (``X``: ``(rows, d)``); exact if ``seed`` is None.
+
+        Uses ``problem.client_grads_at(X)`` when the problem has it (one batched call); otherwise
+        one ``client_grads`` call per local client (correct but n times the work).
+        """
+        net, problem = self.network, self.problem
+        stochastic_batch = seed is not None and self.batch_size is not None
+        batched = getattr(problem, "client_grads_at", None)
+        if batched is not None and net.is_full and not stochastic_batch:
+            G = batched(X)
+        else:
+            rows = []
+            for j, i in enumerate(net.clients.tolist()):
+                if stochastic_batch:
+                    gen = shared_generator(seed, "oracle/minibatch")
+                    rows.append(problem.minibatch_grads(X[j], gen, self.batch_size)[i])
+                else:
+                    rows.append(problem.client_grads(X[j])[i])
+            G = torch.stack(rows)
+        return G if seed is None else self._add_noise(G, seed)
+
+    # ------------------------------------------------------------------ finite sums
+    def num_samples(self) -> torch.Tensor:
+        """m_i of the local clients, ``(rows,)`` int64."""
+        m = self.problem.num_samples()
+        if m is None:
+            raise ConfigError(
+                f"this method needs a finite-sum problem (per-sample gradients); "
+                f"{self.problem.name or type(self.problem).__name__} is not one."
+            )
+        return self.network.local(torch.as_tensor(m, dtype=torch.int64))
+
+    def sample_index(self, seed: int, tag: str = "oracle/index") -> torch.Tensor:
+        """One uniform sample index per client, j_i in [0, m_i): the full ``(n,)`` vector.
+
+        Row i is client i's private draw (a pure function of (seed, tag, i)); the full vector is
+        returned because the problem's ``sample_grads`` takes one index per client of all n.
+        """
+        m = torch.as_tensor(self.problem.num_samples(), dtype=torch.int64)
+        u = private_rand(seed, tag, self.problem.n, (), None)
+        return torch.minimum((u * m.to(u.dtype)).floor().to(torch.int64), m - 1)
+
+    def samples(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """:math:`\\nabla f_{i, j_i}(x)` of the local clients, ``(rows, d)``; ``index`` is ``(n,)``."""
+        return self.network.local(self.problem.sample_grads(x, index))
+
+    # ------------------------------------------------------------------ helpers
+    def _add_noise(self, G: torch.Tensor, seed: int) -> torch.Tensor:
+        if self.noise == 0:
+            return G
+        d = G.shape[1]
+        u = self.network.private_rand(seed, "oracle/noise", (d,), dtype=torch.float64).clamp_(min=_TINY)
+        xi = torch.special.ndtri(u).to(G.dtype)
+        return G + (self.noise / math.sqrt(d)) * xi

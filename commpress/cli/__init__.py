@@ -1,0 +1,39 @@
+"""The ``commpress`` command line: ``commpress <command> --help`` shows each command with an example."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from commpress.errors import CommpressError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from commpress.cli import dme, listing
+
+    parser = argparse.ArgumentParser(
+        prog="commpress",
+        description="Communication-efficient distributed optimization: compress, train, measure, reproduce.",
+        epilog="Example: commpress dme --mode identical --n 16 --d 1024",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (dme, listing):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except CommpressError as err:
+        print(f"commpress: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("commpress: interrupted", file=sys.stderr)
+        return 130

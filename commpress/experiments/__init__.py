@@ -1,0 +1,1 @@
+"""Experiments: distributed mean estimation, configs, runner, results store, plots, reproductions."""

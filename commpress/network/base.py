@@ -1,0 +1,140 @@
+"""The network interface: how vectors move between the clients and the server.
+
+An algorithm never touches the client axis in a way that assumes every client is in this
+process. It holds the rows of the clients this process owns (``network.clients``), and
+
+- sends them up with ``network.uplink(X_rows, compressor, seed, round=t)``, which returns the
+  rows the server decodes (one ``compressor.apply`` call for all local rows) and records each
+  client's payload bits in the ledger;
+- reduces over clients only through ``network.mean`` / ``network.sum`` / ``network.max``
+  (a distributed network does these with collectives);
+- receives the server's broadcast with ``network.downlink(x, compressor, seed, round=t)``: the
+  server (replicated on every process) compresses the one vector once; every client is charged
+  its payload bits.
+
+``LocalNetwork`` holds all n clients in one process (the simulator). A torch.distributed network
+can replace it: each rank holds a subset of the clients and implements ``uplink`` (all-gather of
+the packed payloads, decode) and the reductions with collectives; everything else is shared.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from commpress._rng import private_rand
+from commpress.compressors.base import Compressor
+from commpress.errors import InputError, InputTypeError
+from commpress.network.ledger import Ledger
+
+
+class NonFiniteError(InputError):
+    """A message to be sent holds NaN or Inf: the run has diverged (the simulator stops on it)."""
+
+
+def _is_finite(t: torch.Tensor) -> bool:
+    # One reduction instead of an (n, d) boolean mask: NaN and Inf propagate through the sum
+    # (an overflow of the sum itself only happens for values near 1e308, i.e. a blown-up run).
+    return math.isfinite(float(t.sum()))
+
+
+class Network(ABC):
+    """Base class of networks. See the module docstring.
+
+    Attributes:
+        n: total number of clients.
+        clients: ``(rows,)`` int64, the indices of the clients this process holds.
+        ledger: the :class:`Ledger` of this process.
+    """
+
+    n: int
+    clients: torch.Tensor
+    ledger: Ledger
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def rows(self) -> int:
+        """How many clients this process holds."""
+        return int(self.clients.numel())
+
+    @property
+    def is_full(self) -> bool:
+        """True when this process holds every client, in order."""
+        return self.rows == self.n
+
+    def local(self, full: torch.Tensor) -> torch.Tensor:
+        """The local rows of a per-client tensor with leading axis ``n`` (no copy when full)."""
+        if full.shape[0] != self.n:
+            raise InputError(f"local() expects a tensor with leading axis n={self.n}; got shape {tuple(full.shape)}.")
+        return full if self.is_full else full[self.clients.to(full.device)]
+
+    # ------------------------------------------------------------------ communication
+    @abstractmethod
+    def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
+        """Every local client sends its row of ``X`` (``(rows, d)``) compressed; returns the decoded rows."""
+
+    def downlink(self, x: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
+        """The server broadcasts ``x`` (``(d,)``) compressed; returns what every client decodes.
+
+        The server is replicated on every process, so this needs no collective: the one vector is
+        compressed once (as a batch of one row) and each local client is charged its bits.
+        """
+        if not isinstance(x, torch.Tensor) or x.dim() != 1:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"downlink sends one vector of shape (d,); got {shape}.")
+        _check_compressor(compressor, "downlink")
+        if not _is_finite(x):
+            raise NonFiniteError(
+                f"the server's broadcast in round {round} holds NaN or Inf: the run has diverged "
+                "(lower the stepsize)."
+            )
+        x_hat, bits = compressor.apply(x.unsqueeze(0), seed)
+        self.ledger.record("down", round, bits.expand(self.rows), None if self.is_full else self.clients)
+        return x_hat[0]
+
+    # ------------------------------------------------------------------ reductions over all clients
+    @abstractmethod
+    def sum(self, rows: torch.Tensor) -> torch.Tensor:
+        """Sum over all n clients of per-client rows ``(rows, ...)``: shape ``(...)``."""
+
+    def mean(self, rows: torch.Tensor) -> torch.Tensor:
+        """Mean over all n clients of per-client rows ``(rows, ...)``: shape ``(...)``."""
+        return self.sum(rows) / self.n
+
+    @abstractmethod
+    def max(self, rows: torch.Tensor) -> torch.Tensor:
+        """Maximum over all n clients of per-client rows ``(rows, ...)``: shape ``(...)``."""
+
+    # ------------------------------------------------------------------ keyed randomness of the local rows
+    def private_rand(self, seed: int, tag: str, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Private uniform draws of the local clients, ``(rows, *shape)`` (row i keyed by client i)."""
+        return private_rand(seed, tag, self.n, tuple(shape), None if self.is_full else self.clients, dtype=dtype)
+
+    def describe(self) -> dict[str, Any]:
+        return {"network": type(self).__name__, "n": self.n, "rows": self.rows}
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def _check_rows(self, X: Any, what: str, round: int) -> torch.Tensor:
+        if not isinstance(X, torch.Tensor):
+            raise InputTypeError(f"{what} expects a torch.Tensor of shape (rows, d); got {type(X).__name__}.")
+        if X.dim() != 2 or X.shape[0] != self.rows:
+            raise InputError(
+                f"{what} expects one row per local client, shape ({self.rows}, d); got {tuple(X.shape)}."
+            )
+        if not _is_finite(X):
+            raise NonFiniteError(
+                f"a client's message in round {round} holds NaN or Inf: the run has diverged "
+                "(lower the stepsize)."
+            )
+        return X
+
+
+def _check_compressor(compressor: Any, what: str) -> None:
+    if not isinstance(compressor, Compressor):
+        raise InputTypeError(
+            f"{what} needs a Compressor; got {type(compressor).__name__}. "
+            "Build one with commpress.compressors.make(name)."
+        )
