@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from commpress.wire.fields import Field, Kind, payload_bytes
-
-_BYTE_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
 
 def _to_uint(field: Field, values: torch.Tensor) -> torch.Tensor:
@@ -35,24 +34,25 @@ def _bytes_of(field: Field, values: torch.Tensor) -> torch.Tensor:
 
 def _bits_of(field: Field, values: torch.Tensor) -> torch.Tensor:
     """Most-significant-bit-first bits of every entry: (rows, count * width) uint8."""
-    raw = _to_uint(field, values)
-    if field.width == 1:
-        return raw.to(torch.uint8)
-    shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.int64)
+    if field.kind is Kind.UINT and field.width <= 8:
+        raw = values.to(torch.uint8)  # codes below 2^8: stay in bytes, no int64 detour
+        if field.width == 1:
+            return raw
+        shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.uint8)
+    else:
+        raw = _to_uint(field, values)
+        shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.int64)
     return ((raw.unsqueeze(-1) >> shifts) & 1).to(torch.uint8).reshape(raw.shape[0], -1)
 
 
 def _pack_bits(bits: torch.Tensor) -> torch.Tensor:
-    """(rows, m) 0/1 uint8 with m a multiple of 8 -> (rows, m // 8) uint8, MSB first."""
-    rows = bits.shape[0]
-    grouped = bits.reshape(rows, -1, 8)
-    return (grouped * _BYTE_WEIGHTS).sum(dim=-1, dtype=torch.int32).to(torch.uint8)
+    """(rows, m) 0/1 uint8 -> (rows, ceil(m / 8)) uint8, MSB first, zero-padded (numpy.packbits)."""
+    return torch.from_numpy(np.packbits(bits.numpy(), axis=1))
 
 
 def _unpack_bits(data: torch.Tensor) -> torch.Tensor:
-    """(rows, k) uint8 -> (rows, 8k) 0/1 uint8, MSB first."""
-    shifts = torch.arange(7, -1, -1, dtype=torch.uint8)
-    return ((data.unsqueeze(-1) >> shifts) & 1).reshape(data.shape[0], -1)
+    """(rows, k) uint8 -> (rows, 8k) 0/1 uint8, MSB first (numpy.unpackbits)."""
+    return torch.from_numpy(np.unpackbits(data.contiguous().numpy(), axis=1))
 
 
 def pack_rows(fields: list[Field], message: dict[str, torch.Tensor], rows: int) -> torch.Tensor:
@@ -74,11 +74,10 @@ def pack_rows(fields: list[Field], message: dict[str, torch.Tensor], rows: int) 
         else:
             lead = offset % 8
             bits = _bits_of(field, values)
-            total = lead + bits.shape[1]
-            padded = torch.zeros(rows, (total + 7) // 8 * 8, dtype=torch.uint8)
-            padded[:, lead:total] = bits
+            if lead:
+                bits = torch.cat([torch.zeros(rows, lead, dtype=torch.uint8), bits], dim=1)
             start = offset // 8
-            chunk = _pack_bits(padded)
+            chunk = _pack_bits(bits)
             out[:, start : start + chunk.shape[1]] |= chunk
         offset += field.bits
     return out
@@ -111,8 +110,11 @@ def _from_bytes(field: Field, data: torch.Tensor) -> torch.Tensor:
 
 def _from_bits(field: Field, bits: torch.Tensor) -> torch.Tensor:
     rows = bits.shape[0]
-    if field.width == 1:
-        raw = bits.to(torch.int64)
+    if field.kind is Kind.UINT and field.width == 1:
+        return bits.reshape(rows, field.count)
+    if field.kind is Kind.UINT and field.width <= 8:
+        shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.uint8)
+        return (bits.reshape(rows, field.count, field.width) << shifts).sum(-1, dtype=torch.int64)
     else:
         shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.int64)
         raw = (bits.reshape(rows, field.count, field.width).to(torch.int64) << shifts).sum(-1)
@@ -126,7 +128,8 @@ def _from_bits(field: Field, bits: torch.Tensor) -> torch.Tensor:
 def unpack_rows(fields: list[Field], data: torch.Tensor) -> dict[str, torch.Tensor]:
     """Inverse of :func:`pack_rows`: ``(rows, payload_bytes(fields))`` uint8 -> field tensors.
 
-    UINT fields come back as int64, F32 as float32, F64 as float64, each ``(rows, count)``.
+    UINT fields come back as int64 -- except 1-bit fields (flags, signs), which come back as
+    uint8 0/1 to spare a 64-bit copy -- F32 as float32, F64 as float64, each ``(rows, count)``.
     """
     rows = data.shape[0]
     out: dict[str, torch.Tensor] = {}
