@@ -169,7 +169,8 @@ def _optimal_u(r: np.ndarray, z: np.ndarray, u_max: float) -> tuple[np.ndarray, 
     return best_u, best_phi
 
 
-def normalized_improvement_factor(r: Any, z: Any, p: Any = None, *, p_min: float = P_MIN) -> tuple[np.ndarray, np.ndarray]:
+def normalized_improvement_factor(r: Any, z: Any, p: Any = None, *,
+                                  p_min: float = P_MIN) -> tuple[np.ndarray, np.ndarray]:
     r"""Improvement factor of MARINA over GD in normalised form, vectorised.
 
     .. math:: \mathrm{IF}(p)=\Big(1+r\sqrt{\tfrac{1-p}{p}}\Big)\big(p+(1-p)z\big),\qquad
@@ -201,7 +202,8 @@ def normalized_improvement_factor(r: Any, z: Any, p: Any = None, *, p_min: float
     return phi.reshape(r_b.shape), p_opt.reshape(r_b.shape)
 
 
-def _r_z(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d: Any, zeta: Any, float_bits: int) -> tuple[float, float]:
+def _r_z(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d: Any, zeta: Any,
+         float_bits: int) -> tuple[float, float]:
     owner = "MARINA"
     r = math.sqrt(marina_variance_term(L_plus, L_pm, A, B)) / pos("L_minus", L_minus, owner)
     z = pos("zeta", zeta, owner) / (float_bits * pos("d", d, owner))
