@@ -1,6 +1,6 @@
 """commpress: communication-efficient distributed optimization, honest to the bit."""
 
-from commpress import compressors
+from commpress import compressors, datasets, problems, theory
 from commpress._rng import derive_seed
 from commpress.errors import (
     CommpressError,
@@ -16,6 +16,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "compressors",
+    "datasets",
+    "problems",
+    "theory",
     "derive_seed",
     "CommpressError",
     "ConfigError",

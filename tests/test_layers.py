@@ -12,7 +12,7 @@ from pathlib import Path
 import commpress
 
 ROOT = Path(commpress.__file__).parent
-COMMON = {"errors", "_rng"}
+COMMON = {"errors", "_rng", "_checks"}
 ALLOWED = {
     "wire": set(),
     "compressors": {"wire"},

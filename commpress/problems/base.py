@@ -12,6 +12,8 @@ Conventions shared by every oracle:
   ``(rows, d)`` (client ``i`` evaluated at ``x[i]``; what local-step and SAGA-type methods need).
 - ``clients`` (keyword, optional): an int64 index of the clients to answer for (a process that
   holds only some clients); rows of the result follow it. Default: all ``n`` clients in order.
+  The built-in problems compute every client's row and select (see :meth:`Problem._full_point`),
+  so a subset's rows are bit-identical to the same rows of the full call.
 - Results have the problem's ``dtype``; inputs of another float dtype are converted.
 - Finite sums: client ``i`` has ``m_i = num_samples()[i]`` samples numbered ``0..m_i-1``;
   ``f_i = (1/m_i) sum_j f_ij``. Index tensors are ``(rows,)`` (one sample per client) or
@@ -78,12 +80,12 @@ class Smoothness:
         if self.weighted_fn is None:
             raise NotImplementedError("this problem does not know its weighted smoothness constants")
         w = torch.as_tensor(w, dtype=torch.float64).reshape(-1)
-        if w.numel() != self.L_i.numel() or not bool((w > 0).all()) or abs(float(w.sum()) - 1.0) > 1e-9:
+        if w.numel() != self.L_i.numel() or not bool((w > 0).all()) or abs(float(w.sum()) - 1.0) > 1e-6:
             raise InputError(
                 f"weights must be {self.L_i.numel()} positive numbers summing to 1; got shape "
                 f"{tuple(w.shape)}, sum {float(w.sum()):.6g}. Normalise: w = w / w.sum()."
             )
-        return self.weighted_fn(w)
+        return self.weighted_fn(w / w.sum())  # exact simplex point (float32 inputs sum to 1 +- 1e-7)
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "weighted_fn"}
@@ -212,6 +214,19 @@ class Problem:
                 f"client); got {tuple(x.shape)}."
             )
         return x.to(self.dtype)
+
+    def _full_point(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """``x`` for all n clients: per-client points of a subset are placed in an ``(n, d)`` zero matrix.
+
+        Oracles compute every row and select ``clients`` afterwards, so that a subset's rows are
+        bit-identical to the same rows of the full call (BLAS results may depend on the batch
+        shape and memory layout; the simulator and a process holding some clients must agree).
+        """
+        if rows is None or x.dim() == 1:
+            return x
+        full = torch.zeros((self.n, self.d), dtype=x.dtype)
+        full[rows] = x
+        return full
 
     def _index(self, index: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """Validated sample index ``(rows,)`` or ``(rows, k)`` within each client's m_i."""

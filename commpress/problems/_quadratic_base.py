@@ -1,0 +1,184 @@
+"""Shared machinery of the quadratic problems f_i(x) = 1/2 x^T A_i x - b_i^T x."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from commpress.problems._quadform import dense_constants, tridiag_constants, tridiag_eigenvalues, tridiag_eigenvectors
+from commpress.problems.base import Problem, Smoothness, _check_batch
+
+
+class _Quadratic(Problem):
+    """Common oracles: the Hessian action is left to :meth:`_hess` (rows of A_i times x)."""
+
+    b: torch.Tensor  # (n, d)
+    grad_noise: float = 0.0
+    _x0: torch.Tensor
+
+    def _hess(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def x0(self) -> torch.Tensor:
+        return self._x0.clone()
+
+    def _all(self, x: torch.Tensor, clients: torch.Tensor | None):
+        rows = self._rows(clients)
+        x = self._point(x, self.n if rows is None else rows.numel())
+        return self._full_point(x, rows), (lambda T: T if rows is None else T[rows])
+
+    def client_grads(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
+        xf, sel = self._all(x, clients)
+        return sel(self._hess(xf, None) - self.b)
+
+    def client_losses(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
+        xf, sel = self._all(x, clients)
+        return sel(0.5 * (self._hess(xf, None) * xf).sum(-1) - (self.b * xf).sum(-1))
+
+    def minibatch_grads(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator,
+        batch_size: int,
+        *,
+        clients: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r"""Gaussian stochastic oracle: :math:`\nabla f_i(x) + \frac{\sigma}{\sqrt{b}}\xi_i`,
+        :math:`\xi_i \sim \mathcal N(0, I_d)` (σ = ``grad_noise``; exact gradients when σ = 0).
+
+        One ``(n, d)`` draw from ``generator``, then the rows of ``clients``.
+        """
+        batch_size = _check_batch(batch_size)
+        G = self.client_grads(x, clients=clients)
+        if self.grad_noise == 0.0:
+            return G
+        noise = torch.randn((self.n, self.d), generator=generator, dtype=torch.float64)
+        rows = self._rows(clients)
+        noise = noise if rows is None else noise[rows]
+        return G + (self.grad_noise / math.sqrt(batch_size)) * noise.to(self.dtype)
+
+
+class QuadraticProblem(_Quadratic):
+    r"""Quadratic clients given by their matrices: :math:`f_i(x)=\tfrac12x^\top A_ix-b_i^\top x`.
+
+    .. math:: \nabla f_i(x) = A_i x - b_i,\qquad x^* = \bar A^{-1}\bar b,\quad f^* = -\tfrac12\bar b^\top\bar A^{-1}\bar b.
+
+    Every constant of spec ``problems.md`` §1.2 / §1.4 is exact (eigen-solves of the dense
+    ``A`` ``(n, d, d)``); the individual ``A_i`` may be indefinite.
+
+    Args:
+        A: ``(n, d, d)`` symmetric client matrices.
+        b: ``(n, d)`` linear terms.
+        x0: start point, default 0.
+        grad_noise: σ of the Gaussian stochastic oracle (:meth:`minibatch_grads`).
+    """
+
+    name = "quadratic_matrix"
+
+    def __init__(self, A: torch.Tensor, b: torch.Tensor, x0: torch.Tensor | None = None, *,
+                 grad_noise: float = 0.0, dtype: torch.dtype = torch.float64) -> None:
+        from commpress.errors import InputError
+
+        if A.dim() != 3 or A.shape[1] != A.shape[2] or b.shape != A.shape[:2]:
+            raise InputError(
+                f"QuadraticProblem needs A (n, d, d) and b (n, d); got A {tuple(A.shape)}, b {tuple(b.shape)}."
+            )
+        if not torch.allclose(A, A.transpose(1, 2), rtol=1e-10, atol=1e-12):
+            raise InputError("QuadraticProblem needs symmetric A_i; symmetrise with (A + A.mT) / 2.")
+        self.n, self.d = int(A.shape[0]), int(A.shape[1])
+        self.dtype = dtype
+        self.A = A.to(dtype)
+        self.b = b.to(dtype)
+        self._x0 = torch.zeros(self.d, dtype=dtype) if x0 is None else x0.to(dtype).reshape(self.d)
+        self.grad_noise = float(grad_noise)
+        self.params = {"grad_noise": self.grad_noise}
+        self._cache: dict = {}
+
+    def _hess(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        A = self.A if rows is None else self.A[rows]
+        return A @ x if x.dim() == 1 else torch.bmm(A, x[:, :, None]).squeeze(-1)
+
+    def smoothness(self) -> Smoothness:
+        if "smooth" not in self._cache:
+            c = dense_constants(self.A)
+            c["mu"] = max(c["mu"], 0.0)
+            self._cache["smooth"] = Smoothness(exact=True, notes="exact (eigen-solves)", **c)
+        return self._cache["smooth"]
+
+    def optimum(self) -> tuple[float, torch.Tensor] | None:
+        if "opt" not in self._cache:
+            A_bar = self.A.to(torch.float64).mean(0)
+            b_bar = self.b.to(torch.float64).mean(0)
+            chol, info = torch.linalg.cholesky_ex(A_bar)
+            if int(info) != 0:
+                self._cache["opt"] = None
+            else:
+                x = torch.cholesky_solve(b_bar[:, None], chol).squeeze(-1)
+                self._cache["opt"] = (float(-0.5 * (b_bar @ x)), x.to(self.dtype))
+        opt = self._cache["opt"]
+        return None if opt is None else (opt[0], opt[1].clone())
+
+
+class TridiagonalQuadratic(_Quadratic):
+    r"""Quadratic clients :math:`A_i = \alpha_i T_d + \beta_i I` with :math:`T_d = \mathrm{tridiag}(-1, 2, -1)`.
+
+    The structure of the generators of spec ``problems.md`` §2-3: all A_i commute, so storage is
+    ``O(n + nd)`` (d = 1000 and n = 1000 are cheap), the Hessian action is a stencil, and every
+    constant has a closed form (:mod:`commpress.problems._quadform`). Exact.
+    """
+
+    alpha: torch.Tensor  # (n,)
+    beta: torch.Tensor  # (n,)
+
+    def _setup(self, alpha: torch.Tensor, beta: torch.Tensor, b: torch.Tensor, x0: torch.Tensor) -> None:
+        self.n, self.d = int(b.shape[0]), int(b.shape[1])
+        self.alpha = alpha.to(self.dtype)
+        self.beta = beta.to(self.dtype)
+        self.b = b.to(self.dtype)
+        self._x0 = x0.to(self.dtype)
+        self._cache: dict = {}
+
+    @staticmethod
+    def _T(x: torch.Tensor) -> torch.Tensor:
+        y = 2.0 * x
+        y[..., :-1] -= x[..., 1:]
+        y[..., 1:] -= x[..., :-1]
+        return y
+
+    def _hess(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        alpha = self.alpha if rows is None else self.alpha[rows]
+        beta = self.beta if rows is None else self.beta[rows]
+        return alpha[:, None] * self._T(x) + beta[:, None] * x
+
+    def matrices(self) -> torch.Tensor:
+        """The dense ``(n, d, d)`` matrices A_i (for checks; O(n d^2) memory)."""
+        T = 2.0 * torch.eye(self.d, dtype=self.dtype)
+        off = torch.arange(self.d - 1)
+        T[off, off + 1] = -1.0
+        T[off + 1, off] = -1.0
+        return self.alpha[:, None, None] * T + self.beta[:, None, None] * torch.eye(self.d, dtype=self.dtype)
+
+    def _notes(self) -> str:
+        return "exact (closed forms over the eigenvalues of tridiag(-1,2,-1))"
+
+    def smoothness(self) -> Smoothness:
+        if "smooth" not in self._cache:
+            c = tridiag_constants(self.alpha, self.beta, self.d)
+            c["mu"] = max(c["mu"], 0.0)
+            self._cache["smooth"] = Smoothness(exact=True, notes=self._notes(), **c)
+        return self._cache["smooth"]
+
+    def optimum(self) -> tuple[float, torch.Tensor] | None:
+        """x* = Ā^{-1} b̄ through the sine eigenbasis of T_d (None if Ā is not positive definite)."""
+        if "opt" not in self._cache:
+            ev = self.alpha.to(torch.float64).mean() * tridiag_eigenvalues(self.d) + self.beta.to(torch.float64).mean()
+            if float(ev.min()) <= 0.0:
+                self._cache["opt"] = None
+            else:
+                V = tridiag_eigenvectors(self.d)
+                b_bar = self.b.to(torch.float64).mean(0)
+                x = V @ ((V.T @ b_bar) / ev)
+                self._cache["opt"] = (float(-0.5 * (b_bar @ x)), x.to(self.dtype))
+        opt = self._cache["opt"]
+        return None if opt is None else (opt[0], opt[1].clone())
