@@ -1,6 +1,8 @@
 """commpress: communication-efficient distributed optimization, honest to the bit."""
 
 from commpress import compressors, datasets, problems, theory
+from commpress import algorithms, integrations, network
+from commpress.simulate import History, simulate
 from commpress._rng import derive_seed
 from commpress.errors import (
     CommpressError,
@@ -9,13 +11,19 @@ from commpress.errors import (
     DistributedError,
     InputError,
     InputTypeError,
+    NonFiniteError,
     PayloadError,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "algorithms",
     "compressors",
+    "integrations",
+    "network",
+    "simulate",
+    "History",
     "datasets",
     "problems",
     "theory",
@@ -26,5 +34,6 @@ __all__ = [
     "DistributedError",
     "InputError",
     "InputTypeError",
+    "NonFiniteError",
     "PayloadError",
 ]

@@ -34,3 +34,7 @@ class DataFileError(CommpressError, ValueError):
 
 class DistributedError(CommpressError, RuntimeError):
     """A failure of distributed execution: a dead or hung rank, a broken collective."""
+
+
+class NonFiniteError(InputError):
+    """A vector to be sent holds NaN/Inf or overflows its wire format: the run has diverged."""

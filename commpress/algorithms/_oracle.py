@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from commpress._rng import private_rand, shared_generator
+from commpress._rng import shared_generator
 from commpress.errors import ConfigError
 from commpress.network import Network
 from commpress.problems.base import Problem
@@ -25,11 +25,13 @@ class Oracle:
     r"""The clients' gradient oracle :math:`O_i(x;\zeta)`.
 
     - ``batch_size=None, noise=0``: exact local gradients :math:`\nabla f_i(x)`;
-    - ``batch_size=b``: minibatch of b samples drawn uniformly with replacement (finite sums);
+    - ``batch_size=b``: the problem's ``minibatch_grads`` (finite sums: b samples drawn uniformly
+      with replacement; problems with their own stochastic oracle, e.g. the quadratics'
+      ``grad_noise``: that oracle with batch b);
     - ``noise=σ``: :math:`\nabla f_i(x) + \sigma\,\xi_i/\sqrt d`, :math:`\xi_i \sim \mathcal N(0, I_d)`,
-      so :math:`\mathbb E\|O_i - \nabla f_i\|^2 = \sigma^2` (the bounded-variance oracle of the
-      spec, usable on any problem).
-    Both may be combined (minibatch plus noise).
+      so :math:`\mathbb E\|O_i - \nabla f_i\|^2 = \sigma^2` (a bounded-variance oracle on any problem).
+    Both may be combined. Points are ``(d,)`` (all clients at x) or ``(rows, d)`` (client i at its
+    own point); only the local clients (``network.clients``) are asked.
     """
 
     def __init__(self, problem: Problem, network: Network, *, batch_size: Any = None, noise: Any = 0.0, owner: str = "") -> None:
@@ -38,10 +40,11 @@ class Oracle:
         if batch_size is not None:
             if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
                 raise ConfigError(f"{owner} needs batch_size None (exact gradients) or an integer >= 1; got {batch_size!r}.")
-            if problem.num_samples() is None:
+            own_oracle = type(problem).minibatch_grads is not Problem.minibatch_grads
+            if problem.num_samples() is None and not own_oracle:
                 raise ConfigError(
-                    f"{owner}: batch_size={batch_size} needs a finite-sum problem (num_samples() is None for "
-                    f"{problem.name or type(problem).__name__}); use noise=<sigma> for a stochastic oracle instead."
+                    f"{owner}: batch_size={batch_size} needs a finite-sum problem or one with a stochastic "
+                    f"oracle ({problem.name or type(problem).__name__} has neither); use noise=<sigma> instead."
                 )
         try:
             noise = float(noise)
@@ -51,6 +54,7 @@ class Oracle:
             raise ConfigError(f"{owner} needs noise >= 0 (std of the gradient noise); got noise={noise!r}.")
         self.batch_size = batch_size
         self.noise = noise
+        self._clients = None if network.is_full else network.clients
 
     @property
     def stochastic(self) -> bool:
@@ -59,43 +63,22 @@ class Oracle:
     def params(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "noise": self.noise}
 
-    # ------------------------------------------------------------------ at one common point x
     def exact(self, x: torch.Tensor) -> torch.Tensor:
-        """:math:`\\nabla f_i(x)` of the local clients, ``(rows, d)``."""
-        return self.network.local(self.problem.client_grads(x))
+        """:math:`\\nabla f_i` of the local clients at ``x`` (``(d,)`` or ``(rows, d)``): ``(rows, d)``."""
+        return self.problem.client_grads(x, clients=self._clients)
 
     def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         """One oracle call per local client at ``x`` with round seed ``seed``: ``(rows, d)``."""
         if self.batch_size is None:
             G = self.exact(x)
         else:
-            G = self.network.local(
-                self.problem.minibatch_grads(x, shared_generator(seed, "oracle/minibatch"), self.batch_size)
-            )
+            gen = shared_generator(seed, "oracle/minibatch")
+            G = self.problem.minibatch_grads(x, gen, self.batch_size, clients=self._clients)
         return self._add_noise(G, seed)
 
-    # ------------------------------------------------------------------ at per-client points
     def at(self, X: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        """Oracle of client i at its own point ``X[i]`` (``X``: ``(rows, d)``); exact if ``seed`` is None.
-
-        Uses ``problem.client_grads_at(X)`` when the problem has it (one batched call); otherwise
-        one ``client_grads`` call per local client (correct but n times the work).
-        """
-        net, problem = self.network, self.problem
-        stochastic_batch = seed is not None and self.batch_size is not None
-        batched = getattr(problem, "client_grads_at", None)
-        if batched is not None and net.is_full and not stochastic_batch:
-            G = batched(X)
-        else:
-            rows = []
-            for j, i in enumerate(net.clients.tolist()):
-                if stochastic_batch:
-                    gen = shared_generator(seed, "oracle/minibatch")
-                    rows.append(problem.minibatch_grads(X[j], gen, self.batch_size)[i])
-                else:
-                    rows.append(problem.client_grads(X[j])[i])
-            G = torch.stack(rows)
-        return G if seed is None else self._add_noise(G, seed)
+        """Client i's oracle at its own point ``X[i]`` (``(rows, d)``); exact when ``seed`` is None."""
+        return self.exact(X) if seed is None else self(X, seed)
 
     # ------------------------------------------------------------------ finite sums
     def num_samples(self) -> torch.Tensor:
@@ -103,24 +86,23 @@ class Oracle:
         m = self.problem.num_samples()
         if m is None:
             raise ConfigError(
-                f"this method needs a finite-sum problem (per-sample gradients); "
+                "this method needs a finite-sum problem (per-sample gradients); "
                 f"{self.problem.name or type(self.problem).__name__} is not one."
             )
         return self.network.local(torch.as_tensor(m, dtype=torch.int64))
 
     def sample_index(self, seed: int, tag: str = "oracle/index") -> torch.Tensor:
-        """One uniform sample index per client, j_i in [0, m_i): the full ``(n,)`` vector.
+        """One uniform sample index per local client, :math:`j_i \\in [0, m_i)`: ``(rows,)`` int64.
 
-        Row i is client i's private draw (a pure function of (seed, tag, i)); the full vector is
-        returned because the problem's ``sample_grads`` takes one index per client of all n.
+        Row i is client i's private draw (a pure function of (seed, tag, i)).
         """
-        m = torch.as_tensor(self.problem.num_samples(), dtype=torch.int64)
-        u = private_rand(seed, tag, self.problem.n, (), None)
+        m = self.num_samples()
+        u = self.network.private_rand(seed, tag, ())
         return torch.minimum((u * m.to(u.dtype)).floor().to(torch.int64), m - 1)
 
     def samples(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """:math:`\\nabla f_{i, j_i}(x)` of the local clients, ``(rows, d)``; ``index`` is ``(n,)``."""
-        return self.network.local(self.problem.sample_grads(x, index))
+        """:math:`\\nabla f_{i, j_i}(x)` of the local clients, ``(rows, d)``; ``index`` is ``(rows,)``."""
+        return self.problem.sample_grads(x, index, clients=self._clients)
 
     # ------------------------------------------------------------------ helpers
     def _add_noise(self, G: torch.Tensor, seed: int) -> torch.Tensor:

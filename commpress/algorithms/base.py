@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from commpress import theory
 from commpress._rng import derive_seed, shared_generator
 from commpress.compressors import Compressor
 from commpress.compressors import make as make_compressor
@@ -114,7 +115,7 @@ def check_positive(name: str, value: Any, owner: str, *, allow_none: bool = Fals
     except (TypeError, ValueError):
         raise ConfigError(f"{owner} needs a positive number {name}; got {name}={value!r}.") from None
     if not (v > 0 and math.isfinite(v)) or (upper is not None and v > upper):
-        bound = f"in (0, {upper}]" if upper is not None else "positive and finite"
+        bound = f"in (0, {upper:g}]" if upper is not None else "positive and finite"
         raise ConfigError(f"{owner} needs {name} {bound}; got {name}={value!r}.")
     return v
 
@@ -202,6 +203,13 @@ class Algorithm:
         """The point at which the method is evaluated."""
         return state.x
 
+    def known_gradient(self, state) -> torch.Tensor | None:
+        r""":math:`\nabla f` at ``output(state)`` when the state already holds it exactly (else None).
+
+        The simulator's recorder uses it to skip one full gradient evaluation per record.
+        """
+        return None
+
     def params(self) -> dict[str, Any]:
         """Every setting of the method, resolved."""
         out = {
@@ -243,15 +251,10 @@ class Algorithm:
 
     def theory_stepsize(self) -> float:
         """The theoretical stepsize of this method with these settings (``commpress.theory``)."""
+        params = {k: v for k, v in self._theory_params().items() if v is not None}
         try:
-            from commpress import theory
-        except ImportError:  # pragma: no cover - theory is part of the package
-            raise ConfigError(f"{self.name}: no theory module; pass gamma= explicitly.") from None
-        fn = getattr(theory, "default_stepsize", None)
-        if fn is None:
-            raise ConfigError(f"{self.name}: commpress.theory has no default_stepsize; pass gamma= explicitly.")
-        try:
-            gamma = fn(self.name, self.problem.smoothness(), self._theory_compressor(), self.n, self.d, **self._theory_params())
+            gamma = theory.default_stepsize(self.name, self.problem.smoothness(), self._theory_compressor(),
+                                            self.n, self.d, **params)
         except NotImplementedError:
             raise ConfigError(
                 f"{self.name}: no theoretical stepsize is known for this problem/compressor; "

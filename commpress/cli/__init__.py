@@ -9,16 +9,18 @@ from commpress.errors import CommpressError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from commpress.cli import dme, listing
+    from commpress.cli import config, dme, listing, plot, run
 
     parser = argparse.ArgumentParser(
         prog="commpress",
         description="Communication-efficient distributed optimization: compress, train, measure, reproduce.",
-        epilog="Example: commpress dme --mode identical --n 16 --d 1024",
+        epilog=("Examples:\n  commpress run                      # the main experiment: MARINA + CQ/IQ/DRIVE vs GD\n"
+                "  commpress run sweep.toml --jobs 2\n  commpress config show\n  commpress plot runs/main\n"
+                "  commpress dme --mode identical --n 16 --d 1024\n  commpress list compressors"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (dme, listing):
+    for module in (run, config, plot, dme, listing):
         module.add_parser(sub)
     return parser
 

@@ -13,6 +13,9 @@ from commpress.compressors.registry import describe, get, make, names, register
 __all__ = ["Compressor", "CompressorTheory", "Context", "describe", "get", "make", "names", "register", "compose"]
 
 
+from commpress.compressors import compose as _compose_module  # noqa: E402,F401  (import before the function shadows it)
+
+
 def compose(outer, inner):
     """``outer ∘ inner`` as one compressor: apply ``inner``, then ``outer`` (names or instances)."""
     from commpress.compressors.compose import Compose

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import torch
 
 from commpress._rng import SEED_LIMIT
-from commpress.errors import ConfigError, InputError, InputTypeError, PayloadError
+from commpress.errors import ConfigError, InputError, InputTypeError, NonFiniteError, PayloadError
 from commpress.wire import Field, payload_bytes, pack_rows, unpack_rows
 
 Message = dict[str, torch.Tensor]
@@ -129,14 +129,14 @@ class Compressor:
         ``bits`` is an int64 ``(rows,)`` tensor: exactly ``8 * len(payload)`` of each row's message.
         """
         ctx = self._context(X, seed, clients, n)
-        message = self._encode(X, ctx)
+        message = self._checked_encode(X, ctx)
         X_hat = self._decode(message, ctx)
         return X_hat, self._bits(self._layout(ctx, message), ctx.rows)
 
     def encode(self, X: torch.Tensor, seed: int, *, clients: Any = None, n: int | None = None) -> list[bytes]:
         """The wire messages of the rows of ``X``: one ``bytes`` per row."""
         ctx = self._context(X, seed, clients, n)
-        message = self._encode(X, ctx)
+        message = self._checked_encode(X, ctx)
         payloads: list[bytes | None] = [None] * ctx.rows
         for fields, idx in self._layout(ctx, message):
             if idx.numel() == 0:
@@ -165,23 +165,9 @@ class Compressor:
         Every payload's length and header is validated before anything is allocated on its word;
         a truncated, over-long or corrupted payload raises :class:`PayloadError`.
         """
-        if not isinstance(payloads, (list, tuple)) or not all(isinstance(p, (bytes, bytearray)) for p in payloads):
-            raise InputTypeError(
-                f"decode expects a list of bytes payloads; got {type(payloads).__name__}. "
-                "Pass the list returned by encode()."
-            )
-        if not payloads:
-            raise InputError("decode got no payloads; pass one bytes object per client row.")
-        d = _check_dim(d)
-        if dtype not in (torch.float32, torch.float64):
-            raise InputTypeError(f"decode dtype must be torch.float32 or torch.float64; got {dtype}.")
-        rows = len(payloads)
-        clients_t, n = _check_clients(clients, n, rows)
-        ctx = Context(
-            seed=_check_seed(seed), n=n, d=d, clients=clients_t, dtype=dtype,
-            device=torch.device(device) if device is not None else torch.device("cpu"),
-        )
-        self._check_shape(ctx)
+        ctx = self._decode_context(payloads, seed, d, clients, n, dtype, device)
+        rows = ctx.rows
+        clients_t = ctx.clients
         header_fields = self._header_fields(ctx)
         header: Message | None = None
         if header_fields:
@@ -270,6 +256,41 @@ class Compressor:
         """Reject (n, d) the compressor cannot serve (e.g. invalid k for this d)."""
 
     # ------------------------------------------------------------------ helpers
+    def _decode_context(
+        self, payloads: Any, seed: Any, d: Any, clients: Any, n: int | None, dtype: Any, device: Any
+    ) -> Context:
+        """Validate the arguments of :meth:`decode` (for subclasses that override it, too)."""
+        if not isinstance(payloads, (list, tuple)) or not all(isinstance(p, (bytes, bytearray)) for p in payloads):
+            raise InputTypeError(
+                f"decode expects a list of bytes payloads; got {type(payloads).__name__}. "
+                "Pass the list returned by encode()."
+            )
+        if not payloads:
+            raise InputError("decode got no payloads; pass one bytes object per client row.")
+        d = _check_dim(d)
+        if dtype not in (torch.float32, torch.float64):
+            raise InputTypeError(f"decode dtype must be torch.float32 or torch.float64; got {dtype}.")
+        clients_t, n = _check_clients(clients, n, len(payloads))
+        ctx = Context(
+            seed=_check_seed(seed), n=n, d=d, clients=clients_t, dtype=dtype,
+            device=torch.device(device) if device is not None else torch.device("cpu"),
+        )
+        self._check_shape(ctx)
+        return ctx
+
+    def _checked_encode(self, X: torch.Tensor, ctx: Context) -> Message:
+        """``_encode``, refusing a message whose float fields overflowed (e.g. a float32 norm of a
+        blown-up vector): the sender learns it at once instead of the receiver seeing garbage."""
+        message = self._encode(X, ctx)
+        for key, value in message.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value.sum())) and not bool(torch.isfinite(value).all()):
+                raise NonFiniteError(
+                    f"{self.name}: field '{key}' of the message overflows to Inf "
+                    f"(|x| up to {float(X.abs().max()):.3g} does not fit the float32 wire format). "
+                    "The run has probably diverged: lower the stepsize."
+                )
+        return message
+
     def _context(self, X: Any, seed: int, clients: Any, n: int | None) -> Context:
         X = _check_batch(X)
         rows, d = X.shape
@@ -321,7 +342,7 @@ def _check_batch(X: Any) -> torch.Tensor:
         raise InputError(f"X must have at least one row and one column; got shape {tuple(X.shape)}.")
     if not bool(torch.isfinite(X.sum())) and not bool(torch.isfinite(X).all()):  # the sum is a cheap first test
         bad = (~torch.isfinite(X)).nonzero()[0].tolist()
-        raise InputError(
+        raise NonFiniteError(
             f"X holds NaN or Inf (first at row {bad[0]}, column {bad[1]}: {X[bad[0], bad[1]].item()}). "
             "Compress finite vectors only; check the gradient or the stepsize."
         )

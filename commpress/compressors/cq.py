@@ -24,7 +24,30 @@ def correlated_thresholds(
     shift = torch.randint(0, n, (d,), generator=shared_generator(seed, f"{tag}/shift")).to(dtype)
     gamma = private_rand(seed, f"{tag}/gamma", n, (d,), rows, dtype=dtype)
     sig = sigma if rows is None else sigma[rows]
-    return gamma.add_(sig.unsqueeze(1)).add_(shift.unsqueeze(0)).mul_(1.0 / n).frac_()
+    return stratified_thresholds_(gamma, sig, shift.unsqueeze(0), n)
+
+
+def stratified_thresholds_(
+    gamma: torch.Tensor, ranks: torch.Tensor, shifts: torch.Tensor, sizes: int | torch.Tensor
+) -> torch.Tensor:
+    r"""CQ's threshold rule for clients of given ranks in groups of given sizes, in place on ``gamma``.
+
+    .. math:: U_{ij} = \frac{((\rho_i + h_j) \bmod q_i) + \gamma_{ij}}{q_i}
+              = \operatorname{frac}\Big(\frac{\gamma_{ij} + \rho_i + h_j}{q_i}\Big)
+
+    (equal because :math:`\rho_i, h_j \le q_i - 1`). For each coordinate the ranks
+    :math:`(\rho_i + h_j) \bmod q` of a group form a permutation, so its thresholds fall one per
+    stratum ``[k/q, (k+1)/q)``. CQ uses one group (q = n, ranks :math:`\sigma`); PermK+CQ one per
+    block of clients.
+
+    Args:
+        gamma: ``(rows, count)`` private uniforms in [0, 1) (overwritten with the thresholds).
+        ranks: ``(rows,)`` ranks in {0..q_i-1}, in gamma's dtype.
+        shifts: ``(1 or rows, count)`` shifts in {0..q_i-1}, in gamma's dtype.
+        sizes: the group size q (int) or a ``(rows, 1)`` tensor of sizes.
+    """
+    inv = 1.0 / sizes if isinstance(sizes, int) else sizes.to(gamma.dtype).reciprocal()
+    return gamma.add_(ranks.unsqueeze(1)).add_(shifts).mul_(inv).frac_()
 
 
 @register("cq")

@@ -27,12 +27,8 @@ import torch
 
 from commpress._rng import private_rand
 from commpress.compressors.base import Compressor
-from commpress.errors import InputError, InputTypeError
+from commpress.errors import InputError, InputTypeError, NonFiniteError
 from commpress.network.ledger import Ledger
-
-
-class NonFiniteError(InputError):
-    """A message to be sent holds NaN or Inf: the run has diverged (the simulator stops on it)."""
 
 
 def _is_finite(t: torch.Tensor) -> bool:
@@ -62,8 +58,8 @@ class Network(ABC):
 
     @property
     def is_full(self) -> bool:
-        """True when this process holds every client, in order."""
-        return self.rows == self.n
+        """True when this process holds every client, in order (row j is client j)."""
+        return self.rows == self.n and bool(torch.equal(self.clients, torch.arange(self.n)))
 
     def local(self, full: torch.Tensor) -> torch.Tensor:
         """The local rows of a per-client tensor with leading axis ``n`` (no copy when full)."""
@@ -86,12 +82,7 @@ class Network(ABC):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputError(f"downlink sends one vector of shape (d,); got {shape}.")
         _check_compressor(compressor, "downlink")
-        if not _is_finite(x):
-            raise NonFiniteError(
-                f"the server's broadcast in round {round} holds NaN or Inf: the run has diverged "
-                "(lower the stepsize)."
-            )
-        x_hat, bits = compressor.apply(x.unsqueeze(0), seed)
+        x_hat, bits = self._apply(compressor, x.unsqueeze(0), seed, round, "the server's broadcast")
         self.ledger.record("down", round, bits.expand(self.rows), None if self.is_full else self.clients)
         return x_hat[0]
 
@@ -103,6 +94,10 @@ class Network(ABC):
     def mean(self, rows: torch.Tensor) -> torch.Tensor:
         """Mean over all n clients of per-client rows ``(rows, ...)``: shape ``(...)``."""
         return self.sum(rows) / self.n
+
+    def allmean(self, rows: torch.Tensor) -> torch.Tensor:
+        """Alias of :meth:`mean` (the all-reduce mean of a distributed network)."""
+        return self.mean(rows)
 
     @abstractmethod
     def max(self, rows: torch.Tensor) -> torch.Tensor:
@@ -124,12 +119,16 @@ class Network(ABC):
             raise InputError(
                 f"{what} expects one row per local client, shape ({self.rows}, d); got {tuple(X.shape)}."
             )
-        if not _is_finite(X):
-            raise NonFiniteError(
-                f"a client's message in round {round} holds NaN or Inf: the run has diverged "
-                "(lower the stepsize)."
-            )
         return X
+
+    @staticmethod
+    def _apply(compressor: Compressor, X: torch.Tensor, seed: int, round: int, what: str, **kw: Any):
+        """``compressor.apply``; a non-finite or overflowing message (the compressor's own check,
+        one pass over X) is re-raised as :class:`NonFiniteError` naming the round."""
+        try:
+            return compressor.apply(X, seed, **kw)
+        except NonFiniteError as err:
+            raise NonFiniteError(f"{what} in round {round}: the run has diverged (lower the stepsize). {err}") from err
 
 
 def _check_compressor(compressor: Any, what: str) -> None:

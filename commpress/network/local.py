@@ -29,10 +29,14 @@ class LocalNetwork(Network):
         self.clients = torch.arange(n)
         self.ledger = Ledger(n, keep_rounds=keep_rounds)
 
+    @property
+    def is_full(self) -> bool:
+        return True
+
     def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
         _check_compressor(compressor, "uplink")
         X = self._check_rows(X, "uplink", round)
-        X_hat, bits = compressor.apply(X, seed)
+        X_hat, bits = self._apply(compressor, X, seed, round, "a client's message")
         self.ledger.record("up", round, bits)
         return X_hat
 

@@ -111,10 +111,11 @@ def encode_stream(signs: torch.Tensor, levels: torch.Tensor) -> list[torch.Tenso
     """
     rows = levels.shape[0]
     nz_row, nz_col, gap, nnz = _nonzeros(levels)
-    if bool((levels > MAX_VALUE).any()):
-        raise ValueError(f"the Elias stream codes levels up to {MAX_VALUE}.")
+    values = levels[nz_row, nz_col].to(torch.int64)
+    if bool((values > MAX_VALUE).any()):
+        raise ValueError(f"the Elias stream codes levels up to {MAX_VALUE}; got {int(values.max())}.")
     gap_code, gap_len = omega_codes(gap)
-    lvl_code, lvl_len = omega_codes(levels[nz_row, nz_col])
+    lvl_code, lvl_len = omega_codes(values)
     sign_code = (signs[nz_row, nz_col] != 0).to(torch.int64)
     head_code, head_len = omega_codes(nnz + 1)
     # Stream order per row: the head, then (gap, sign, level) for every nonzero.
@@ -170,25 +171,26 @@ class _Reader:
         """Read one omega codeword and reject a value above ``limit``.
 
         The values read along a codeword increase strictly (each group is longer than the value
-        that announced it), so the check is made after every group: a hostile stream cannot
-        make us read more than ``log2(limit)`` bits per group.
+        that announced it), so reading stops as soon as one exceeds ``limit``: a hostile stream
+        cannot make us read more than ``limit + 1`` bits in one group.
         """
         n = 1
-        while self.read(1) == "1":
+        while n <= limit and self.read(1) == "1":
             n = int("1" + self.read(n), 2)
-            if n > limit:
-                raise PayloadError(
-                    f"{self.what}: an Elias-coded value {n} exceeds its bound {limit}; the payload is corrupted."
-                )
+        if n > limit:
+            raise PayloadError(
+                f"{self.what}: an Elias-coded value {n} exceeds its bound {limit}; the payload is corrupted."
+            )
         return n
 
 
-def decode_stream(data: bytes, d: int, max_level: int, what: str = "elias") -> tuple[torch.Tensor, torch.Tensor]:
+def decode_stream(data: bytes, d: int, max_level: int, what: str = "elias") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Parse one row's sparse stream (``data`` = the stream's bytes, padding included).
 
-    Returns ``(signs, levels)``, ``(d,)`` int64 each. Raises :class:`PayloadError` if the stream
-    is truncated, a count/gap/level is out of range (count <= d, positions <= d, 1 <= level <=
-    ``max_level``), or the payload holds anything after the stream but < 8 zero padding bits.
+    Returns ``(positions, signs, levels)`` of the nonzero entries, int64 ``(nnz,)`` each, positions
+    0-based and increasing. Raises :class:`PayloadError` if the stream is truncated, a
+    count/gap/level is out of range (count <= d, positions < d, 1 <= level <= ``max_level``), or
+    the payload holds anything after the stream but < 8 zero padding bits.
     """
     reader = _Reader(data, what)
     nnz = reader.omega(d + 1) - 1
@@ -207,10 +209,5 @@ def decode_stream(data: bytes, d: int, max_level: int, what: str = "elias") -> t
             f"{what}: {len(rest)} bits follow the Elias stream (expected < 8 zero padding bits); "
             "the payload is over-long or corrupted."
         )
-    sign_t = torch.zeros(d, dtype=torch.int64)
-    level_t = torch.zeros(d, dtype=torch.int64)
-    if nnz:
-        idx = torch.tensor(positions, dtype=torch.int64)
-        sign_t[idx] = torch.tensor(signs, dtype=torch.int64)
-        level_t[idx] = torch.tensor(levels, dtype=torch.int64)
-    return sign_t, level_t
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.int64)  # noqa: E731
+    return as_tensor(positions), as_tensor(signs), as_tensor(levels)

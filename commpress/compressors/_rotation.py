@@ -1,0 +1,159 @@
+r"""Random rotations of DRIVE and EDEN (spec §11.1), drawn from keyed streams.
+
+Randomized Hadamard: pad x with zeros to :math:`d' = 2^{\lceil\log_2 d\rceil}`, then
+
+.. math:: R(x') = \tfrac{1}{\sqrt{d'}} H_{d'} D x', \qquad R^{-1}(y) = \tfrac{1}{\sqrt{d'}} D H_{d'} y,
+          \qquad D = \operatorname{diag}(\varepsilon),
+
+with Rademacher signs :math:`\varepsilon`. The signs come from random 64-bit words: client i's
+coordinate m takes bit ``m % 64`` (least significant first) of word ``m // 64`` of its row,
+bit 1 meaning :math:`\varepsilon_m = -1`. The words are one ``(n, ceil(d'/64))`` int64 matrix drawn with
+``Tensor.random_`` (full 64-bit range) from the private stream ``(seed, tag, -2)`` (row i =
+client i, see :func:`commpress._rng.private_rand`), or one row from the shared stream
+``(seed, tag, -1)`` when the rotation is shared. 64 signs per generator call make the draw
+~50x cheaper than one uniform per coordinate.
+
+Haar (``rotation="haar"``, no padding, :math:`O(d^3)` per client, for tests and small d): Q is the
+Q factor of a standard Gaussian ``(d, d)`` matrix with the signs of R's diagonal moved into Q
+(the Haar measure on O(d), Mezzadri 2007); the Gaussians are one ``(n, d, d)`` float64 draw
+(``torch.randn``, row-major) from the same streams. :math:`R(x) = Qx`, :math:`R^{-1}(y) = Q^\top y`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from commpress._rng import generator
+from commpress.compressors._hadamard import fwht
+
+_PRIVATE = -2  # stream index of per-client matrices, as in commpress._rng.private_rand
+
+
+def padded_dim(d: int) -> int:
+    """:math:`d' = 2^{\\lceil \\log_2 d \\rceil}`."""
+    return 1 << (d - 1).bit_length()
+
+
+def _sign_table(dtype: torch.dtype) -> torch.Tensor:
+    """(256, 8): the ±1 signs of the 8 bits (LSB first) of every byte value; bit 1 -> -1."""
+    byte = torch.arange(256).unsqueeze(1)
+    bits = (byte >> torch.arange(8)) & 1
+    return (1 - 2 * bits).to(dtype)
+
+
+_TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _sign_words(seed: int, tag: str, n: int, size: int, clients: torch.Tensor | None, shared: bool) -> torch.Tensor:
+    """The random 64-bit words behind the signs: ``(rows, ceil(size/64))`` int64 (one row if shared)."""
+    words_per_row = -(-size // 64)
+    g = generator(seed, tag, -1 if shared else _PRIVATE)
+    words = torch.empty(1 if shared else n, words_per_row, dtype=torch.int64).random_(-(2**63), None, generator=g)
+    return words if shared or clients is None else words[clients]
+
+
+def rademacher(seed: int, tag: str, n: int, size: int, clients: torch.Tensor | None, *, shared: bool,
+               dtype: torch.dtype, device: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:
+    """Rademacher signs ``(rows, size)`` (``(1, size)`` if shared) of ``dtype`` on ``device``.
+
+    ``out``: an optional contiguous ``(rows, size)`` tensor to write into (saves an allocation).
+    """
+    words = _sign_words(seed, tag, n, size, clients, shared).to(device)
+    device = words.device
+    table = _TABLES.get((dtype, device))
+    if table is None:
+        table = _TABLES[(dtype, device)] = _sign_table(dtype).to(device)
+    index = words.view(torch.uint8).reshape(-1).to(torch.int32)  # little-endian: byte j = bits 8j..8j+7
+    rows, full = words.shape[0], words.shape[1] * 64
+    if out is not None and full == size and out.is_contiguous():
+        torch.index_select(table, 0, index, out=out.view(-1, 8))
+        return out
+    signs = torch.index_select(table, 0, index).view(rows, full)
+    return signs[:, :size].contiguous() if size < full else signs
+
+
+def haar(seed: int, tag: str, n: int, d: int, clients: torch.Tensor | None, *, shared: bool) -> torch.Tensor:
+    """Haar-distributed orthogonal matrices ``(rows, d, d)`` (``(1, d, d)`` if shared), float64, CPU."""
+    count = 1 if shared else n
+    G = torch.randn(count, d, d, generator=generator(seed, tag, -1 if shared else _PRIVATE), dtype=torch.float64)
+    if not shared and clients is not None:
+        G = G[clients]
+    Q, R = torch.linalg.qr(G)
+    diag = torch.diagonal(R, dim1=-2, dim2=-1)
+    return Q * torch.where(diag < 0, -1.0, 1.0).unsqueeze(-2)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The rotation of one call's rows, as a recipe (the randomness is drawn when applied).
+
+    Works with *raw* rotated vectors :math:`y_{raw} = g\\,R(x')`, ``gain`` :math:`g = \\sqrt{d'}` for
+    Hadamard (no normalisation pass: :math:`y_{raw} = H D x'`) and 1 for Haar; callers fold
+    :math:`g` into their scalars.
+    """
+
+    kind: str
+    seed: int
+    tag: str
+    n: int
+    d: int
+    clients: torch.Tensor | None
+    shared: bool
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def dim(self) -> int:
+        """d' (d for Haar)."""
+        return self.d if self.kind == "haar" else padded_dim(self.d)
+
+    @property
+    def gain(self) -> float:
+        return 1.0 if self.kind == "haar" else math.sqrt(self.dim)
+
+    def _Q(self) -> torch.Tensor:
+        Q = haar(self.seed, self.tag, self.n, self.d, self.clients, shared=self.shared)
+        return Q.to(device=self.device, dtype=self.dtype)
+
+    def _signs(self, out: torch.Tensor | None = None) -> torch.Tensor:
+        return rademacher(self.seed, self.tag, self.n, self.dim, self.clients, shared=self.shared,
+                          dtype=self.dtype, device=self.device, out=out)
+
+    def forward_raw(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:math:`g R(x')` of every row of ``X`` ``(rows, d)`` -> ``(Y, spare)``: Y ``(rows, d')`` and a
+        spare buffer like Y the caller may overwrite (None for Haar)."""
+        if self.kind == "haar":
+            return torch.matmul(self._Q(), X.unsqueeze(-1)).squeeze(-1), None
+        rows, d, dim = X.shape[0], self.d, self.dim
+        if self.shared:
+            buf = torch.empty(rows, dim, dtype=X.dtype, device=X.device)
+            torch.mul(X, self._signs()[:, :d], out=buf[:, :d])
+        else:
+            buf = self._signs(out=torch.empty(rows, dim, dtype=X.dtype, device=X.device))
+            buf[:, :d].mul_(X)
+        if dim > d:
+            buf[:, d:].zero_()
+        spare = torch.empty_like(buf)
+        Y = fwht(buf, inplace=True, scratch=spare)
+        return Y, (buf if Y is spare else spare)
+
+    def inverse_raw(self, V: torch.Tensor) -> torch.Tensor:
+        """:math:`[R^{-1}(V)]_{1..d} \\cdot g` for ``V`` ``(rows, d')`` (V is consumed: overwritten)."""
+        if self.kind == "haar":
+            return torch.matmul(self._Q().transpose(-1, -2), V.unsqueeze(-1)).squeeze(-1)
+        spare = torch.empty_like(V)
+        Z = fwht(V, inplace=True, scratch=spare)
+        if self.shared:
+            Z.mul_(self._signs())
+        else:
+            Z.mul_(self._signs(out=V if Z is spare else spare))
+        return Z if self.dim == self.d else Z[:, : self.d].contiguous()
+
+
+def draw_rotation(kind: str, seed: int, tag: str, n: int, d: int, clients: torch.Tensor | None, *, shared: bool,
+                  dtype: torch.dtype, device: torch.device) -> Rotation:
+    """The rotation of a call (for Haar with ``shared``, one matrix for all rows)."""
+    return Rotation(kind, seed, tag, n, d, clients, shared, dtype, device)

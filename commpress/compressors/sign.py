@@ -1,0 +1,80 @@
+"""Scaled sign (EF-SGD) and plain sign (signSGD) compressors (spec ``compressors.md`` §5)."""
+
+from __future__ import annotations
+
+import torch
+
+from commpress.compressors.base import Compressor, CompressorTheory, Context, Layout, Message, f32, padded_bits, uniform_layout
+from commpress.compressors.registry import register
+from commpress.errors import ConfigError, InputError, PayloadError
+from commpress.wire import F32, UINT, Field
+
+_F32_MAX = float(torch.finfo(torch.float32).max)
+
+
+@register("sign")
+class Sign(Compressor):
+    r"""Scaled sign: :math:`\mathcal C(x) = \frac{\|x\|_1}{d}\operatorname{sign}(x)`, with :math:`\operatorname{sign}(0) := +1`.
+
+    Deterministic and biased. Class: contractive, exact error
+    :math:`\|\mathcal C(x) - x\|^2 = \|x\|^2 - \|x\|_1^2/d` (zero coordinates included), so
+    :math:`\delta(x) = \|x\|_1^2/(d\|x\|^2) \ge 1/d` and :math:`\delta = 1/d` (attained at a basis vector).
+    AB: not applicable (the aggregate is biased).
+    Payload per client: the float32 scale :math:`\|x\|_1/d` (rounded to nearest; the error formula
+    holds for the scale sent) and d sign bits (1 = negative): 32 + d bits.
+    With ``scaled=False``: plain sign :math:`\operatorname{sign}(x) \in \{\pm1\}^d`, d bits; not scale-equivariant
+    and in no class U(omega) or B(delta) (``theory().kind == "biased"``, no constants); used with a
+    majority vote, which is outside this framework.
+    Edge cases: x = 0 -> 0 (scaled; plain sign gives +1s); d = 1 -> exact up to the float32 scale.
+
+    Args:
+        scaled: True (default) for the scaled sign, False for the plain sign.
+
+    References:
+        Karimireddy, Rebjock, Stich, Jaggi, Error feedback fixes SignSGD and other gradient
+        compression schemes, ICML 2019; Bernstein, Wang, Azizzadenesheli, Anandkumar, signSGD,
+        ICML 2018 (spec ``compressors.md`` §5).
+    """
+
+    def __init__(self, scaled: bool = True) -> None:
+        if not isinstance(scaled, bool):
+            raise ConfigError(f"Sign needs scaled=True (scaled sign) or False (plain sign); got scaled={scaled!r}.")
+        self.scaled = scaled
+
+    def params(self) -> dict:
+        return {"scaled": self.scaled}
+
+    def _layout(self, ctx: Context, message: Message | None) -> Layout:
+        header = [Field("scale", F32, 32, 1)] if self.scaled else []
+        return uniform_layout(header + [Field("sign", UINT, 1, ctx.d)], ctx.rows)
+
+    def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
+        message: Message = {"sign": X < 0}
+        if self.scaled:
+            scale = torch.linalg.vector_norm(X, ord=1, dim=1, keepdim=True) / ctx.d
+            if bool((scale > _F32_MAX).any()):
+                raise InputError(
+                    f"sign: the scale ||x||_1/d = {float(scale.max()):.3g} exceeds the float32 range of its header; "
+                    "rescale the input."
+                )
+            message["scale"] = f32(scale)
+        return message
+
+    def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
+        sign = message["sign"].to(ctx.device)
+        sgn = sign.view(torch.int8) if sign.dtype == torch.bool else sign.to(torch.int8)
+        values = sgn.mul(-2).add_(1).to(ctx.dtype)
+        if not self.scaled:
+            return values
+        return values.mul_(message["scale"].to(device=ctx.device, dtype=ctx.dtype))
+
+    def _check_message(self, message: Message, ctx: Context) -> None:
+        super()._check_message(message, ctx)
+        if self.scaled and bool((message["scale"] < 0).any()):
+            raise PayloadError("sign: a negative scale header; the payload is corrupted.")
+
+    def theory(self, n: int, d: int) -> CompressorTheory:
+        if not self.scaled:
+            return CompressorTheory("biased", omega=None, delta=None, A=None, B=None, bits=padded_bits(d),
+                                    extras={"note": "plain sign: in no class U(omega) or B(delta)"})
+        return CompressorTheory("contractive", omega=None, delta=1.0 / d, A=None, B=None, bits=padded_bits(32 + d))

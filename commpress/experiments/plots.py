@@ -1,0 +1,205 @@
+"""Convergence plots in the papers' style: log ||grad f||^2 (or f - f*, or ||x - x*||^2) against
+uplink bits per client (or iterations), one line per method with its stepsize multiplier.
+
+``plot_sweep(out_dir)`` plots the best multiplier of every method of a finished sweep;
+``plot_dirs([...])`` any mix of sweep folders and single run folders (``commpress plot``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from commpress.errors import ConfigError, DataFileError
+from commpress.experiments import store
+from commpress.experiments.report import multiplier_text, problem_text
+
+X_KINDS = {"bits": ("bits_up", "uplink bits per client"), "iterations": ("iteration", "iterations")}
+Y_KINDS = {
+    "grad_norm_sq": ("grad_norm_sq", r"$\|\nabla f(x^k)\|^2$"),
+    "loss_gap": ("loss", r"$f(x^k) - f^\star$"),
+    "dist": ("dist_sq", r"$\|x^k - x^\star\|^2$"),
+}
+_TINY = 1e-300
+
+
+@dataclass
+class Curve:
+    label: str
+    x: list[float]
+    y: list[float]
+    group: str          # curves of one method share a colour
+    first: bool = True  # only the first seed of a (method, multiplier) is in the legend
+    variant: int = 0    # 0: the chosen multiplier (solid, bold); k >= 1: another one (thin, dashed)
+
+
+def _check_kinds(x: str, y: str) -> None:
+    if x not in X_KINDS:
+        raise ConfigError(f"plot x must be one of {list(X_KINDS)}; got {x!r}.")
+    if y not in Y_KINDS:
+        raise ConfigError(f"plot y must be one of {list(Y_KINDS)}; got {y!r}.")
+
+
+def _series(run: dict[str, Any], x: str, y: str) -> tuple[list[float], list[float]]:
+    m = run["metrics"]
+    xs = [float(v) for v in m[X_KINDS[x][0]]]
+    if y == "grad_norm_sq":
+        ys = m["grad_norm_sq"]
+    elif y == "loss_gap":
+        f_star = run["summary"].get("f_star")
+        if f_star is None:
+            raise DataFileError(f"{run['dir']}: f* is not known for this problem, so f - f* cannot be plotted; "
+                                "use --y grad_norm_sq.")
+        ys = [v - float(f_star) for v in m["loss"]]
+    else:
+        if "dist_sq" not in m:
+            raise DataFileError(f"{run['dir']}: x* is not known for this problem, so ||x - x*||^2 was not recorded; "
+                                "use --y grad_norm_sq.")
+        ys = m["dist_sq"]
+    return xs, [max(float(v), _TINY) if math.isfinite(float(v)) else math.nan for v in ys]
+
+
+def _is_sweep(path: Path) -> bool:
+    return (path / "summary.json").is_file() and (path / "runs").is_dir()
+
+
+def sweep_curves(out_dir: Path, x: str, y: str, all_multipliers: bool = False) -> tuple[list[Curve], dict]:
+    """Curves of a sweep folder: per method its chosen multiplier (or every multiplier)."""
+    summary = json.loads((Path(out_dir) / "summary.json").read_text())
+    curves = []
+    for label, method in summary["methods"].items():
+        chosen = method["stepsize_multiplier"]
+        picks = method["multipliers"].items() if all_multipliers else [(f"{chosen:g}", {"run_ids": method["run_ids"]})]
+        others = 0
+        for mult_text, cand in picks:
+            is_chosen = float(mult_text) == chosen
+            variant = 0 if is_chosen else others + 1
+            others += not is_chosen
+            for i, run_id in enumerate(cand["run_ids"]):
+                run = store.load_run(Path(out_dir) / "runs" / run_id)
+                xs, ys = _series(run, x, y)
+                mark = " *" if all_multipliers and is_chosen else ""
+                name = f"{label} ({multiplier_text(float(mult_text))}){mark}"
+                curves.append(Curve(name, xs, ys, group=label, first=i == 0, variant=variant))
+    return curves, summary
+
+
+def run_curve(run_dir: Path, x: str, y: str) -> Curve:
+    run = store.load_run(run_dir)
+    xs, ys = _series(run, x, y)
+    s = run["summary"]
+    label = f"{s.get('label') or run_dir.name} ({multiplier_text(float(s['stepsize_multiplier']))})"
+    return Curve(label, xs, ys, group=label)
+
+
+def _title(summary: dict | None) -> str:
+    if not summary:
+        return ""
+    seeds = len(summary.get("seeds") or [])
+    tail = f", {seeds} seeds" if seeds > 1 else ""
+    return f"{summary['name']}: {problem_text(summary['problem'])}{tail}"
+
+
+def _bits_label(v: float, _pos=None) -> str:
+    """Tick labels 0, 250k, 1.5M, 2G."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:g}"
+
+
+def draw(curves: list[Curve], path: Path, *, x: str, y: str, title: str = "", target: float | None = None) -> Path:
+    """One PNG: log y against linear x, a colour per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (the bits formatter)
+
+    groups = list(dict.fromkeys(c.group for c in curves))
+    cmap = plt.get_cmap("tab10")
+    styles = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
+    entries = sum(c.first for c in curves)
+    wide = entries > 8
+    fig, ax = plt.subplots(figsize=(10.0 if wide else 7.5, 5.0))
+    for c in curves:
+        k = groups.index(c.group)
+        ls = "-" if c.variant == 0 else styles[(c.variant - 1) % len(styles)]
+        alpha = (1.0 if c.variant == 0 else 0.7) if c.first else 0.35
+        ax.plot(c.x, c.y, color=cmap(k % 10), ls=ls, lw=1.9 if c.variant == 0 else 1.1, alpha=alpha,
+                label=c.label if c.first else None)
+    if target is not None and y == "grad_norm_sq":
+        ax.axhline(target, color="0.35", ls=":", lw=1.0, label=f"target {target:g}")
+    values = [v for c in curves for v in c.y if math.isfinite(v) and v > _TINY]
+    narrow = bool(values) and max(values) < 10 * min(values)
+    if narrow:  # less than a decade: a log axis would have no readable ticks
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useOffset=True)
+    else:
+        ax.set_yscale("log")
+    starts = [next((v for v in c.y if math.isfinite(v)), None) for c in curves]
+    starts = [v for v in starts if v is not None]
+    finite = [v for c in curves for v in c.y if math.isfinite(v) and v > _TINY]
+    if not narrow and starts and finite and max(finite) > 100 * max(starts):
+        # diverging runs leave the plot instead of squashing the others
+        low = min(finite + ([target] if target is not None and y == "grad_norm_sq" else []))
+        ax.set_ylim(low / 3, 100 * max(starts))
+    ax.set_xlabel(X_KINDS[x][1])
+    ax.set_ylabel(Y_KINDS[y][1])
+    if x == "bits":
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_bits_label))
+    ax.set_xlim(left=0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    if wide:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.9)
+    else:
+        ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_sweep(out_dir: str | Path, x: str = "bits", y: str = "grad_norm_sq", path: str | Path | None = None,
+               all_multipliers: bool = False) -> Path:
+    """The plot of a finished sweep folder; written to ``OUT/<y>_vs_<x>.png`` unless ``path``."""
+    _check_kinds(x, y)
+    out_dir = Path(out_dir)
+    curves, summary = sweep_curves(out_dir, x, y, all_multipliers)
+    target = summary.get("target")
+    return draw(curves, Path(path) if path else out_dir / f"{y}_vs_{x}.png", x=x, y=y, title=_title(summary),
+                target=target)
+
+
+def plot_dirs(dirs: list[str | Path], x: str = "bits", y: str = "grad_norm_sq", path: str | Path | None = None,
+              all_multipliers: bool = False) -> Path:
+    """One plot of several sweep and/or run folders (``commpress plot``)."""
+    _check_kinds(x, y)
+    curves: list[Curve] = []
+    summaries = []
+    for d in map(Path, dirs):
+        if _is_sweep(d):
+            c, s = sweep_curves(d, x, y, all_multipliers)
+            curves += c
+            summaries.append(s)
+        elif (d / store.DONE).is_file() or (d / "config.json").is_file() and (d / "metrics.csv").is_file():
+            curves.append(run_curve(d, x, y))
+        else:
+            raise DataFileError(f"{str(d)!r} is neither a sweep folder (with summary.json and runs/) nor a run "
+                                "folder (with done.json); give the --out folder of 'commpress run' or one of its runs/*.")
+    if not curves:
+        raise DataFileError("nothing to plot.")
+    if path is None:
+        path = Path(dirs[0]) / f"{y}_vs_{x}.png"
+    targets = {s.get("target") for s in summaries}
+    title = _title(summaries[0]) if len(summaries) == 1 else ""
+    return draw(curves, Path(path), x=x, y=y, title=title, target=targets.pop() if len(targets) == 1 else None)

@@ -1,0 +1,271 @@
+"""Train a small CNN on MNIST with 2 DDP processes (gloo, CPU) and compare gradient compression hooks.
+
+Methods (``--methods``, comma-separated):
+
+- ``allreduce``: DDP's default float32 all-reduce (the baseline);
+- ``fp16``: PyTorch's ``fp16_compress_hook``;
+- ``powersgd`` or ``powersgd:rank=2``: PyTorch's PowerSGD hook (error feedback, warm start);
+- ``METHOD:COMPRESSOR[:key=value,...]``: a commpress hook, METHOD one of ``mean`` (compressed
+  averaging), ``ef`` (error feedback), ``ef21``, ``diana``; COMPRESSOR any registered name, e.g.
+  ``mean:cq``, ``ef:sign``, ``mean:qsgd:s=4``, ``ef21:permk:scaled=False``.
+
+Data: ``--data PATH`` is the folder with ``t10k-images-idx3-ubyte.gz`` and
+``t10k-labels-idx1-ubyte.gz`` (the official 10k test split, split here 8000 train / 2000 test);
+without ``--data`` the commpress data folders are searched (``commpress.datasets.load_mnist``),
+and when the files are absent scikit-learn's bundled 8x8 digits are used (80/20 split).
+
+Prints one row per method: final test accuracy, bytes sent per step per rank (the payload: what
+a compressed wire carries; for the commpress hooks the real packed payload, headers included),
+the bytes each rank handed to the collectives, and the wall time per training step.
+
+    python examples/ddp_mnist.py --data /work/shared/datasets/mnist
+    python examples/ddp_mnist.py --epochs 5 --methods allreduce,mean:cq,ef:sign
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import socket
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import commpress as cp
+from commpress.integrations import ddp as cpddp
+
+#: Default methods; a commpress entry is replaced by its fallback when its compressor is not registered.
+DEFAULT_METHODS = [
+    ("allreduce", None),
+    ("fp16", None),
+    ("powersgd", None),
+    ("mean:identity", None),
+    ("mean:cq", None),
+    ("mean:cq:levels=15", None),
+    ("mean:iq:levels=15", None),
+    ("ef:sign", None),
+    ("ef21:sign", "ef21:permk:scaled=False"),
+    ("mean:natural", "mean:qsgd:s=16"),
+    ("mean:drive", None),
+    ("diana:natural_dithering", "diana:qsgd:s=4"),
+]
+
+
+# ---------------------------------------------------------------------------- data and model
+def load_data(path: str | None, train_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """(x_train, y_train, x_test, y_test, description); images standardised, shape (N, 1, H, W)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images, labels = cp.datasets.load_mnist(path, fallback="digits")
+    digits = any("digits" in str(w.message) for w in caught)
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    y = torch.from_numpy(labels.astype(np.int64))
+    n_train = int(0.8 * len(y)) if digits else min(train_size, len(y) - 1)
+    x_train, y_train, x_test, y_test = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+    mean, std = x_train.mean(), x_train.std()
+    name = "sklearn digits 8x8" if digits else "MNIST t10k 28x28"
+    return (x_train - mean) / std, y_train, (x_test - mean) / std, y_test, f"{name}: {len(y_train)} train / {len(y_test)} test"
+
+
+def make_model(side: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * (side // 4) ** 2, 10),
+    )
+
+
+# ---------------------------------------------------------------------------- methods
+def parse_method(spec: str) -> tuple[str, str | None, dict]:
+    """'ef:qsgd:s=4,p=2.0' -> ('ef', 'qsgd', {'s': 4, 'p': 2.0}); 'powersgd:rank=2' -> ('powersgd', None, {'rank': 2})."""
+    parts = spec.split(":", 2)
+    kind = parts[0]
+    if kind in ("allreduce", "fp16", "powersgd"):
+        return kind, None, _params(parts[1] if len(parts) > 1 else "")
+    if kind not in cpddp.METHODS or len(parts) < 2:
+        raise SystemExit(f"bad method {spec!r}: use allreduce, fp16, powersgd[:rank=R] or "
+                         f"{'|'.join(cpddp.METHODS)}:COMPRESSOR[:key=value,...]")
+    return kind, parts[1], _params(parts[2] if len(parts) > 2 else "")
+
+
+def _params(text: str) -> dict:
+    params = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return params
+
+
+def default_methods() -> list[str]:
+    registered = set(cp.compressors.names())
+    chosen = []
+    for spec, fallback in DEFAULT_METHODS:
+        kind, name, _ = parse_method(spec)
+        if name is None or name in registered:
+            chosen.append(spec)
+        elif fallback is not None and parse_method(fallback)[1] in registered:
+            chosen.append(fallback)
+    return list(dict.fromkeys(chosen))
+
+
+def attach(model: DDP, spec: str, seed: int):
+    """Register the method's hook; returns a function giving (payload, wire) bytes of the last step."""
+    kind, name, params = parse_method(spec)
+    n_params = sum(p.numel() for p in model.parameters())
+    if kind == "allreduce":
+        return lambda: (4 * n_params, 4 * n_params)
+    if kind == "fp16":
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        model.register_comm_hook(None, default_hooks.fp16_compress_hook)
+        return lambda: (2 * n_params, 2 * n_params)
+    if kind == "powersgd":
+        from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook
+
+        state = powerSGD_hook.PowerSGDState(
+            process_group=None, matrix_approximation_rank=int(params.get("rank", 1)),
+            start_powerSGD_iter=2, random_seed=seed,
+        )
+        model.register_comm_hook(state, powerSGD_hook.powerSGD_hook)
+        last = {"total": 0}
+
+        def powersgd_bytes() -> tuple[int, int]:  # PowerSGD's own counter of sent entries, per step
+            total = state.total_numel_after_compression
+            step = (total - last["total"]) if state.iter > state.start_powerSGD_iter else n_params
+            last["total"] = total
+            return 4 * step, 4 * step
+
+        return powersgd_bytes
+    compressor = cp.compressors.make(name, **params)
+    state = cpddp.register(model, compressor, kind, seed=seed)
+    return lambda: (state.traffic.last_payload_bytes, state.traffic.last_wire_bytes)
+
+
+# ---------------------------------------------------------------------------- one process
+def run_method(spec: str, args, rank: int, world: int, data) -> dict:
+    x_train, y_train, x_test, y_test = data
+    torch.manual_seed(args.seed)  # the same initial model for every method (DDP broadcasts rank 0's)
+    model = DDP(make_model(x_train.shape[-1]), bucket_cap_mb=args.bucket_cap_mb)
+    bytes_of_last_step = attach(model, spec, args.seed)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    loss_fn = nn.CrossEntropyLoss()
+    times, sent = [], [(0, 0)]
+    diverged = False
+    try:
+        train(model, opt, loss_fn, bytes_of_last_step, args, rank, world, x_train, y_train, times, sent)
+    except cp.CommpressError as err:  # every rank raises together (the hooks agree on failures)
+        diverged = True
+        if rank == 0:
+            print(f"  {spec}: stopped at step {len(times)}: {str(err).splitlines()[0]}", flush=True)
+    model.eval()
+    with torch.no_grad():
+        accuracy = float("nan") if diverged else (model(x_test).argmax(dim=1) == y_test).float().mean().item()
+    # the slowest rank sets the pace: report the max over ranks of the mean step time after warm-up
+    mean_time = torch.tensor(float(np.mean(times[2:] or times or [0.0])))
+    dist.all_reduce(mean_time, op=dist.ReduceOp.MAX)
+    return {"method": spec, "accuracy": accuracy, "payload": sent[-1][0], "wire": sent[-1][1],
+            "time": mean_time.item(), "steps": len(times), "diverged": diverged,
+            "fp32": 4 * sum(p.numel() for p in model.parameters())}
+
+
+def train(model, opt, loss_fn, bytes_of_last_step, args, rank, world, x_train, y_train, times, sent) -> None:
+    step = 0
+    for epoch in range(args.epochs):
+        order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(args.seed * 1000 + epoch))
+        shard = order[rank::world]  # every rank its own examples; the same number of steps
+        steps = len(shard) // args.batch_size
+        for i in range(steps):
+            if args.max_steps and step >= args.max_steps:
+                break
+            idx = shard[i * args.batch_size : (i + 1) * args.batch_size]
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x_train[idx]), y_train[idx]).backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+            sent.append(bytes_of_last_step())
+            step += 1
+
+
+def worker(rank: int, world: int, port: int, args) -> None:
+    torch.set_num_threads(1)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        x_train, y_train, x_test, y_test, description = load_data(args.data, args.train_size)
+        methods = args.methods.split(",") if args.methods else default_methods()
+        if rank == 0:
+            n_params = sum(p.numel() for p in make_model(x_train.shape[-1]).parameters())
+            print(f"data: {description}; {world} ranks x batch {args.batch_size}, {args.epochs} epoch(s), "
+                  f"SGD lr {args.lr} momentum {args.momentum}; model: {n_params} parameters", flush=True)
+        rows = []
+        for spec in methods:
+            rows.append(run_method(spec, args, rank, world, (x_train, y_train, x_test, y_test)))
+            if rank == 0:
+                r = rows[-1]
+                print(f"  done {spec}: {r['steps']} steps, accuracy {r['accuracy']:.4f}, "
+                      f"{1e3 * r['time']:.1f} ms/step", flush=True)
+        if rank == 0:
+            print_table(rows)
+    finally:
+        dist.destroy_process_group()
+
+
+def print_table(rows: list[dict]) -> None:
+    """bytes/step/rank: payload of the last step (compressor messages incl. headers; raw tensors for the
+    baselines); collective in B: what each rank handed to the collectives (padding, length words)."""
+    head = f"| {'method':<24} | {'test acc':>8} | {'bytes/step/rank':>15} | {'vs fp32':>8} | {'collective in B':>15} | {'ms/step':>7} |"
+    print()
+    print(head)
+    print("|" + "|".join("-" * (len(c) + 0) for c in head.split("|")[1:-1]) + "|")
+    for r in rows:
+        acc = "diverged" if r["diverged"] else f"{r['accuracy']:8.4f}"
+        print(f"| {r['method']:<24} | {acc:>8} | {r['payload']:15,d} | {r['fp32'] / max(r['payload'], 1):7.1f}x "
+              f"| {r['wire']:15,d} | {1e3 * r['time']:7.2f} |")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="folder with the MNIST t10k IDX files (default: search, else digits)")
+    parser.add_argument("--methods", default=None, help="comma-separated methods (default: a representative set)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max-steps", type=int, default=0, help="stop each method after this many steps (0: no limit)")
+    parser.add_argument("--batch-size", type=int, default=32, help="per rank")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--momentum", type=float, default=0.0,
+                        help="SGD momentum (0 by default: error feedback with heavy momentum is unstable here)")
+    parser.add_argument("--world", type=int, default=2, help="number of processes")
+    parser.add_argument("--train-size", type=int, default=8000, help="MNIST examples used for training (rest: test)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bucket-cap-mb", type=float, default=None,
+                        help="DDP bucket size (default 25 MB: one bucket for this model; small values compress "
+                             "layers separately, e.g. 0.01)")
+    args = parser.parse_args(argv)
+    if args.methods:
+        for spec in args.methods.split(","):
+            kind, name, params = parse_method(spec)
+            if name is not None:
+                cp.compressors.make(name, **params)  # fail early on a bad name or parameter
+    mp.spawn(worker, args=(args.world, free_port(), args), nprocs=args.world, join=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
