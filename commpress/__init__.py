@@ -3,6 +3,7 @@
 from commpress import compressors, datasets, problems, theory
 from commpress import algorithms, integrations, network
 from commpress.simulate import History, simulate
+from commpress.experiments import run
 from commpress._rng import derive_seed
 from commpress.errors import (
     CommpressError,
@@ -23,6 +24,7 @@ __all__ = [
     "integrations",
     "network",
     "simulate",
+    "run",
     "History",
     "datasets",
     "problems",

@@ -26,10 +26,12 @@ __all__ = [
     "permk_cq_constants",
 ]
 
+#: ``"auto"`` (the default of the stepsize rules): ``"homogeneous"`` where the method's compressed
+#: vectors are identical across clients (MARINA's gradient differences when L_pm = 0), else rigorous;
 #: ``"rigorous"``: the AB constants the compressor guarantees on every input (safe stepsizes);
 #: ``"homogeneous"``: valid on identical inputs only (zero Hessian variance, CQ's d/n^2);
 #: ``"paper"``: the CQ paper's convention d/(4n), d/(4n^2) (reproductions only).
-CONVENTIONS = ("rigorous", "homogeneous", "paper")
+CONVENTIONS = ("auto", "rigorous", "homogeneous", "paper")
 
 
 def ab_constants(compressor: Any, n: int | None = None, d: int | None = None, *,
@@ -47,6 +49,8 @@ def ab_constants(compressor: Any, n: int | None = None, d: int | None = None, *,
     rigorous for compressors without a paper convention. Source: spec ``theory.md`` §2.2, §4.2.
     """
     check_choice("convention", convention, owner, CONVENTIONS)
+    if convention == "auto":  # without a problem to look at, auto is the safe choice
+        convention = "rigorous"
     th = compressor if isinstance(compressor, CompressorTheory) else as_theory(compressor, n, d, owner)
     B = th.B if th.B is not None else 0.0
     if convention in ("paper", "homogeneous"):

@@ -95,9 +95,13 @@ def _ab(c: _Ctx, *, compresses_gradients: bool = False) -> tuple[float, float]:
 
     ``convention="homogeneous"`` needs identical compressor inputs: MARINA compresses gradient
     differences, identical when L_pm = 0; DCGD compresses the gradients themselves, identical
-    only for identical clients.
+    only for identical clients. ``"auto"`` (default) picks homogeneous exactly in those cases.
     """
-    conv = c.get("convention", "rigorous")
+    conv = c.get("convention", "auto")
+    if conv == "auto":
+        identical_inputs = (not compresses_gradients) or bool(c.get("identical_clients", False))
+        zero_variance = c.sm.L_pm <= 1e-12 * max(c.sm.L_plus, c.sm.L_minus)
+        conv = "homogeneous" if identical_inputs and zero_variance else "rigorous"
     if c.get("A") is not None:
         return nonneg("A", c.get("A"), c.name), nonneg("B", c.get("B", 0.0), c.name)
     if conv == "homogeneous" and compresses_gradients and not c.get("identical_clients", False):
@@ -240,7 +244,7 @@ def _marina(c: _Ctx) -> Built:
     g = marina.marina_stepsize(sm.L_minus, sm.L_plus, sm.L_pm, A, B, p)
     return {"gamma": g, "p": p}, {
         "L_minus": sm.L_minus, "L_plus": sm.L_plus, "L_pm": sm.L_pm, "A": A, "B": B, "zeta": zeta, "p_rule": rule,
-        "convention": c.get("convention", "rigorous"),
+        "convention": c.get("convention", "auto"),
         "source": "MARINA under the AB-inequality (Szlendak et al. 2021); p: CQ paper App. D.2.1 [exact]"}
 
 

@@ -94,11 +94,15 @@ def test_values_equal_their_formulas():
 
 def test_conventions_change_marina_constants():
     homog = Smoothness(L_i=torch.full((N,), 2.0, dtype=torch.float64), L_minus=2.0, L_plus=2.0, L_pm=0.0)
-    r = T.stepsize_report("marina", homog, COR, N, D, p=0.5)
+    r = T.stepsize_report("marina", homog, COR, N, D, p=0.5, convention="rigorous")
     assert r["constants"]["A"] == COR.A
+    # the default, "auto", takes the homogeneous constant when L_pm = 0 (identical differences) ...
+    assert T.stepsize_report("marina", homog, COR, N, D, p=0.5)["constants"]["A"] == 4.0
+    # ... and the rigorous one when L_pm > 0
+    assert T.stepsize_report("marina", SM, COR, N, D, p=0.5)["constants"]["A"] == COR.A
     assert T.stepsize_report("marina", homog, COR, N, D, p=0.5, convention="paper")["constants"]["A"] == 1.0
     assert T.stepsize_report("marina", homog, COR, N, D, p=0.5, convention="homogeneous")["constants"]["A"] == 4.0
-    g_r = T.default_stepsize("marina", homog, COR, N, D, p=0.5)
+    g_r = T.default_stepsize("marina", homog, COR, N, D, p=0.5, convention="rigorous")
     g_p = T.default_stepsize("marina", homog, COR, N, D, p=0.5, convention="paper")
     assert g_p > g_r
     with pytest.raises(ConfigError, match="L_pm=1.0 > 0"):
