@@ -122,15 +122,15 @@ def private_subset_mask(
     another key equals the k-th smallest, below ``d / 2^32`` (2.4e-4 at d = 2^20). (float32
     uniforms, with 2^24 values, would make that d / 2^24.)
 
-    Computation (same result as sorting each row; measured on one core at (16, 2^20), k = d/10,
-    against ``torch.rand`` of that shape: about 1.3-1.6x, where the former ``torch.rand`` + ``topk``
-    + ``sort`` helper took 4.8x and ``argsort`` over 20x): the keys are 2 per 64-bit generator
-    call (0.6x); a window ``[lo, hi)`` of key values holding the k-th smallest key with
-    high probability (its expected rank +- (4 sigma + 4)) is cut out, the keys below ``lo`` are
-    counted (bool row sums through a 64-bit lane trick: torch's integer reductions are ~50x
-    slower than float ones on CPU), the wanted rank among each row's few window keys (with their
-    indices) is found by one ``kthvalue`` over all rows, and the window keys up to it join the keys
-    below ``lo``. A row whose k-th key falls outside its window (about 6e-5 per row), and every
+    Computation (same result as sorting each row). Measured on one loaded core against
+    ``torch.rand`` of the same shape, k = d/10, mask / sorted indices: (16, 2^20) 1.0-1.5x /
+    1.3-1.9x, (256, 4096) 2.1-2.6x / 2.8-3.2x; the former ``torch.rand`` + ``topk`` + ``sort``
+    took 3-5x / 4-6x, ``argsort`` 14x+. The keys are 2 per 64-bit generator call (0.6-0.9x); a
+    window ``[lo, hi)`` of key values holding the k-th smallest key with high probability (its
+    expected rank +- (4 sigma + 4)) is cut out, the keys below ``lo`` are counted (bool row sums
+    through a 64-bit lane trick: torch's integer reductions are ~50x slower than float ones on
+    CPU), the wanted rank among each row's few window keys (with their indices) is found by one
+    ``kthvalue`` over all rows, and the window keys up to it join the keys below ``lo``. A row whose k-th key falls outside its window (about 6e-5 per row), and every
     row when d < 256, is done by an exact ``topk`` over (key, index).
     """
     if k >= d:
@@ -220,11 +220,12 @@ def _smallest_keys_mask(keys: torch.Tensor, k: int) -> torch.Tensor:
         slots = max(int((shift + count).max()), top)
         table = torch.where(torch.arange(slots).unsqueeze(0) < shift.unsqueeze(1),
                             torch.tensor(-_INT64_MAX - 1), torch.tensor(_INT64_MAX))
-        start = torch.cumsum(count, 0) - count
-        table[r_idx, torch.arange(flat.numel()) - start[r_idx] + shift[r_idx]] = combined
+        offset = shift - (torch.cumsum(count, 0) - count)  # slot of entry e of row r: e - start_r + shift_r
+        table[r_idx, torch.arange(flat.numel()) + offset[r_idx]] = combined
         kth = table.kthvalue(top, dim=1).values
         # the window keys up to the k-th pair (key, index) join the keys below lo: k per ok row
-        mask.view(-1)[flat] = (combined <= kth[r_idx]) & ok[r_idx]  # window entries are False so far
+        threshold = torch.where(ok, kth, torch.tensor(-_INT64_MAX - 1))
+        mask.view(-1)[flat] = combined <= threshold[r_idx]  # window entries are False so far
     if not bool(ok.all()):
         bad = (~ok).nonzero().flatten()
         mask[bad] = _exact_smallest(keys[bad], k)

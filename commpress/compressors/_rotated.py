@@ -19,6 +19,9 @@ from commpress.compressors.base import Compressor, Context, Layout, Message, f32
 from commpress.errors import PayloadError
 from commpress.wire import F32, UINT, Field
 
+#: DRIVE's asymptotic (and Haar-rotation upper) vNMSE with the unbiased scale.
+HALF_PI_MINUS_ONE = math.pi / 2 - 1
+
 
 class RotatedQuantizer(Compressor):
     """Base of DRIVE and EDEN: rotation, padding, float32 scale header, b-bit codes."""
@@ -89,5 +92,3 @@ class RotatedQuantizer(Compressor):
         ok = den > 0
         return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
 
-
-HALF_PI_MINUS_ONE = math.pi / 2 - 1

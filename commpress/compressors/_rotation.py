@@ -11,12 +11,17 @@ bit 1 meaning :math:`\varepsilon_m = -1`. The words are one ``(n, ceil(d'/64))``
 ``Tensor.random_`` (full 64-bit range) from the private stream ``(seed, tag, -2)`` (row i =
 client i, see :func:`commpress._rng.private_rand`), or one row from the shared stream
 ``(seed, tag, -1)`` when the rotation is shared. 64 signs per generator call make the draw
-~50x cheaper than one uniform per coordinate.
+~50x cheaper than one uniform per coordinate. (Bytes of a word are read little-endian, as on
+every platform torch supports.)
 
 Haar (``rotation="haar"``, no padding, :math:`O(d^3)` per client, for tests and small d): Q is the
 Q factor of a standard Gaussian ``(d, d)`` matrix with the signs of R's diagonal moved into Q
 (the Haar measure on O(d), Mezzadri 2007); the Gaussians are one ``(n, d, d)`` float64 draw
 (``torch.randn``, row-major) from the same streams. :math:`R(x) = Qx`, :math:`R^{-1}(y) = Q^\top y`.
+
+:class:`Rotation` applies either to a batch with as few fresh (rows, d') tensors as possible:
+the Hadamard path skips the :math:`1/\sqrt{d'}` passes (callers fold the gain into their scalars)
+and transforms in place in a buffer that already holds the signs.
 """
 
 from __future__ import annotations

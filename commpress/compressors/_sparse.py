@@ -21,7 +21,7 @@ from commpress.compressors._checks import check_float, check_int
 from commpress.errors import ConfigError, PayloadError
 from commpress.wire import UINT, Field
 
-__all__ = ["check_k_params", "resolve_k", "index_width", "uses_bitmap", "index_fields", "index_message",
+__all__ = ["check_k_params", "check_k_for_d", "resolve_k", "index_width", "index_bits", "uses_bitmap", "index_fields", "index_message",
            "mask_from_message", "scatter_kept", "row_counts", "check_bool", "ragged_rows", "unragged"]
 
 
@@ -86,12 +86,13 @@ def index_fields(count: int, d: int) -> list[Field]:
     return [Field("index", UINT, index_width(d), count)]
 
 
-def index_message(mask: torch.Tensor, counts: torch.Tensor | int, indices: torch.Tensor | None = None
-                  ) -> dict[str, torch.Tensor]:
+def index_message(mask: torch.Tensor, counts: torch.Tensor | int, indices: torch.Tensor | None = None,
+                  flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The numbers of the index fields of every row of a bool ``(rows, d)`` mask.
 
     ``counts``: the number of True per row (an int if all rows agree; then ``indices``, the
-    ``(rows, counts)`` ascending positions, may be given to spare a scan). Returns ``"index"``
+    ``(rows, counts)`` ascending positions, may be given to spare a scan; otherwise ``flat``, the
+    row-major flat positions of the True entries, may be). Returns ``"index"``
     (``(rows, max count)`` int64, ascending, zero-padded) for the rows that send a list and/or
     ``"bitmap"`` (``(rows, d)`` uint8) for the rows that send a bitmap.
     """
@@ -99,7 +100,10 @@ def index_message(mask: torch.Tensor, counts: torch.Tensor | int, indices: torch
     if isinstance(counts, int):
         if uses_bitmap(counts, d):
             return {"bitmap": mask.view(torch.uint8)}
-        return {"index": indices if indices is not None else mask.nonzero()[:, 1].view(rows, counts)}
+        if indices is None:
+            flat = torch.nonzero(mask.view(-1), as_tuple=True)[0]
+            indices = flat.view(rows, counts) - (torch.arange(rows, device=flat.device) * d).unsqueeze(1)
+        return {"index": indices}
     out: dict[str, torch.Tensor] = {}
     width = index_width(d)
     bitmap_rows = d < counts * width
@@ -107,8 +111,10 @@ def index_message(mask: torch.Tensor, counts: torch.Tensor | int, indices: torch
         out["bitmap"] = mask.view(torch.uint8)
     list_rows = ~bitmap_rows
     if bool(list_rows.any()):
-        where = mask.nonzero()
-        r_idx, c_idx = where[:, 0], where[:, 1]
+        if flat is None:
+            flat = torch.nonzero(mask.view(-1), as_tuple=True)[0]
+        r_idx = torch.div(flat, d, rounding_mode="floor")
+        c_idx = flat - r_idx * d
         start = torch.cumsum(counts, 0) - counts
         slots = max(1, int(counts[list_rows].max()))
         pos = torch.arange(r_idx.numel()) - start[r_idx]
@@ -119,16 +125,19 @@ def index_message(mask: torch.Tensor, counts: torch.Tensor | int, indices: torch
     return out
 
 
-def ragged_rows(mask: torch.Tensor, counts: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-    """The row-major values ``flat`` of the True entries of ``mask`` as ``(rows, max count)`` rows,
-    zero-padded (each row's values in index order)."""
-    rows = mask.shape[0]
+def ragged_rows(mask: torch.Tensor, counts: torch.Tensor, values: torch.Tensor,
+                flat: torch.Tensor | None = None) -> torch.Tensor:
+    """The row-major values of the True entries of ``mask`` as ``(rows, max count)`` rows,
+    zero-padded (each row's values in index order). ``flat``: their flat positions, if known."""
+    rows, d = mask.shape
     slots = max(1, int(counts.max())) if counts.numel() else 1
-    out = torch.zeros(rows, slots, dtype=flat.dtype, device=flat.device)
-    if flat.numel():
-        r_idx = mask.nonzero()[:, 0]
+    out = torch.zeros(rows, slots, dtype=values.dtype, device=values.device)
+    if values.numel():
+        if flat is None:
+            flat = torch.nonzero(mask.view(-1), as_tuple=True)[0]
+        r_idx = torch.div(flat, d, rounding_mode="floor")
         start = torch.cumsum(counts, 0) - counts
-        out[r_idx, torch.arange(r_idx.numel()) - start[r_idx]] = flat
+        out[r_idx, torch.arange(r_idx.numel(), device=r_idx.device) - start[r_idx]] = values
     return out
 
 
@@ -162,6 +171,12 @@ def mask_from_message(message: dict[str, torch.Tensor], counts: torch.Tensor, d:
     rows = counts.numel()
     width = index_width(d)
     bitmap_rows = d < counts * width
+    if bool(bitmap_rows.all()):  # one d-bit bitmap per row: it is the mask
+        bitmap = message["bitmap"][:, :d]
+        bitmap = bitmap.view(torch.bool) if bitmap.dtype == torch.uint8 and bitmap.is_contiguous() else bitmap.to(torch.bool)
+        if not bool(torch.equal(row_counts(bitmap), counts)):
+            raise PayloadError(f"{name}: the bitmap's number of ones differs from the count; the payload is corrupted.")
+        return bitmap
     mask = torch.zeros(rows, d + 1, dtype=torch.bool)
     list_rows = ~bitmap_rows
     if bool(list_rows.any()):

@@ -50,7 +50,8 @@ class DRIVE(RotatedQuantizer):
 
     code_bits = 1
 
-    def _quantize(self, Y, norm, gain, spare):
+    def _quantize(self, Y: torch.Tensor, norm: torch.Tensor, gain: float,
+                  spare: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         code = (Y < 0).view(torch.uint8)
         l1 = torch.linalg.vector_norm(Y, ord=1, dim=1, keepdim=True)  # gain * ||R(x')||_1
         if self.scale == "unbiased":
@@ -59,7 +60,7 @@ class DRIVE(RotatedQuantizer):
             scale = l1 / (gain * Y.shape[1])
         return code, scale
 
-    def _values(self, code, step, dtype):
+    def _values(self, code: torch.Tensor, step: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return code.to(dtype).mul_(-2.0 * step).add_(step)
 
     def theory(self, n: int, d: int) -> CompressorTheory:

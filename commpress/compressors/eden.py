@@ -60,15 +60,23 @@ class EDEN(RotatedQuantizer):
     def params(self) -> dict:
         return {"bits": self.code_bits, **super().params()}
 
-    def _quantize(self, Y, norm, gain, spare):
+    def _quantize(self, Y: torch.Tensor, norm: torch.Tensor, gain: float,
+                  spare: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         rows, dim = Y.shape
         # z = sqrt(d') R(x') / ||x|| >= t  <=>  Y >= t * gain * ||x|| / sqrt(d')  (one pass per boundary)
         unit = norm * (gain / math.sqrt(dim))
-        code = torch.zeros(rows, dim, dtype=torch.int32, device=Y.device)
-        above = torch.empty(rows, dim, dtype=torch.bool, device=Y.device)
-        for t in self._boundaries.tolist():
-            torch.ge(Y, unit * t, out=above)
-            code.add_(above)
+        # code = number of boundaries below z, counted in uint8 (same-dtype adds are ~20x faster on CPU
+        # than bool->int32 adds or masked_fill_), then widened once for the table lookups
+        if self.code_bits <= 5:
+            count = torch.zeros(rows, dim, dtype=torch.uint8, device=Y.device)
+            above = torch.empty(rows, dim, dtype=torch.bool, device=Y.device)
+            for t in self._boundaries.tolist():
+                torch.ge(Y, unit * t, out=above)
+                count.add_(above.view(torch.uint8))
+            code = count.to(torch.int32)
+        else:  # 63+ boundaries: a binary search per coordinate beats a pass per boundary
+            z = Y / torch.where(unit > 0, unit, torch.ones_like(unit))
+            code = torch.bucketize(z, self._boundaries.to(device=Y.device, dtype=Y.dtype), right=True, out_int32=True)
         c = torch.index_select(self._table(Y.dtype, Y.device), 0, code.view(-1),
                                out=spare.view(-1) if spare is not None else None).view(rows, dim)
         inner = torch.bmm(Y.unsqueeze(1), c.unsqueeze(2)).view(rows, 1)  # gain * <R(x'), c>
@@ -78,10 +86,10 @@ class EDEN(RotatedQuantizer):
             scale = self._safe_div(inner, gain * torch.bmm(c.unsqueeze(1), c.unsqueeze(2)).view(rows, 1))
         return code, scale
 
-    def _table(self, dtype, device):
+    def _table(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         return self._centroids.to(device=device, dtype=dtype)
 
-    def _values(self, code, step, dtype):
+    def _values(self, code: torch.Tensor, step: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         index = code if code.dtype in (torch.int32, torch.int64) else code.to(torch.int32)
         rows, dim = code.shape
         return torch.index_select(self._table(dtype, code.device), 0, index.reshape(-1)).view(rows, dim).mul_(step)

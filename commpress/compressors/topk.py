@@ -81,7 +81,8 @@ class TopK(Compressor):
     def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
         k = self.k_for(ctx.d)
         mask = topk_mask(X, k)
-        idx = mask.nonzero()[:, 1].view(ctx.rows, k)
+        flat = torch.nonzero(mask.view(-1), as_tuple=True)[0]
+        idx = flat.view(ctx.rows, k) - (torch.arange(ctx.rows, device=flat.device) * ctx.d).unsqueeze(1)
         values = X.gather(1, idx)
         message = {"values": values.to(torch.float32 if self.float_bits == 32 else torch.float64)}
         message.update(index_message(mask.cpu(), k, idx.cpu()))

@@ -61,10 +61,13 @@ def kkt_probabilities(a: torch.Tensor, *, kappa: float | None = None, epsilon: f
         t_new = row_counts(saturated).to(a.dtype)
         active = active & (t_new != t)
         t = t_new
-        sat_a = torch.where(saturated, a, torch.zeros((), dtype=a.dtype))
-        s1 = sat_a.sum(dim=1)
+        # sums over the saturated set, which is small: gather its entries instead of masking all of a
+        flat = torch.nonzero(saturated.view(-1), as_tuple=True)[0]
+        r_idx = torch.div(flat, d, rounding_mode="floor")
+        sat_a = a.reshape(-1)[flat]
+        s1 = torch.zeros(rows, dtype=a.dtype).index_add_(0, r_idx, sat_a)
         if kappa is None:
-            s2 = (sat_a * sat_a).sum(dim=1)
+            s2 = torch.zeros(rows, dtype=a.dtype).index_add_(0, r_idx, sat_a * sat_a)
     p = (a * lam.unsqueeze(1)).clamp_(max=1.0)
     if bool(active.any()):
         rows_left = active.nonzero().flatten()
@@ -190,15 +193,19 @@ class Wangni(Compressor):
         return layout
 
     def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
+        rows, d = X.shape
         p = self.probabilities(X).to(X.device)
-        u = private_rand(ctx.seed, "wangni/u", ctx.n, (ctx.d,), None if ctx.is_full else ctx.clients,
+        u = private_rand(ctx.seed, "wangni/u", ctx.n, (d,), None if ctx.is_full else ctx.clients,
                          dtype=torch.float64).to(X.device)
         mask = u < p
-        counts = row_counts(mask).cpu()
-        flat = X.to(torch.float64).masked_select(mask) / p.masked_select(mask)
-        values = ragged_rows(mask, counts.to(X.device), flat.to(torch.float32 if self.float_bits == 32 else torch.float64))
+        del u
+        flat = torch.nonzero(mask.view(-1), as_tuple=True)[0]  # kept entries, row-major
+        counts = torch.bincount(torch.div(flat, d, rounding_mode="floor"), minlength=rows).cpu()
+        kept = X.reshape(-1)[flat].to(torch.float64) / p.reshape(-1)[flat]
+        values = ragged_rows(mask, counts.to(X.device), kept.to(torch.float32 if self.float_bits == 32 else torch.float64),
+                             flat=flat)
         message = {"count": counts.unsqueeze(1), "values": values}
-        message.update(index_message(mask.cpu(), counts))
+        message.update(index_message(mask.cpu(), counts, flat=flat.cpu()))
         return message
 
     def _decode(self, message: Message, ctx: Context) -> torch.Tensor:

@@ -6,27 +6,14 @@ import pytest
 import torch
 
 import commpress as cp
-from commpress.compressors._hadamard import hadamard_matrix
-from commpress.compressors._rotation import haar, padded_dim, rademacher
 from commpress.errors import ConfigError
 
+from ._rotation_ref import rotated as _rotated
 from ._stats import assert_mean, zscore
 
 
 def _x(d, seed=0):
     return torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def _rotated(x_rows, seed, tag, rotation):
-    """R(x') of every row, computed densely from the same keyed randomness (independent of the FWHT)."""
-    T, d = x_rows.shape
-    if rotation == "haar":
-        Q = haar(seed, tag, T, d, None, shared=False)
-        return (Q @ x_rows.unsqueeze(-1)).squeeze(-1)
-    dp = padded_dim(d)
-    eps = rademacher(seed, tag, T, dp, None, shared=False, dtype=torch.float64)
-    Xp = torch.nn.functional.pad(x_rows, (0, dp - d))
-    return (Xp * eps) @ hadamard_matrix(dp.bit_length() - 1) / math.sqrt(dp)
 
 
 @pytest.mark.parametrize("rotation", ["hadamard", "haar"])

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import commpress as cp
+from commpress.compressors._sparse import scatter_kept
 from commpress.compressors.topk import topk_mask
-from commpress.errors import ConfigError
+from commpress.errors import ConfigError, PayloadError
 
 from ._stats import assert_mean
 
@@ -49,6 +50,16 @@ def test_deterministic_and_float32_values_on_the_wire():
     torch.testing.assert_close(a[kept], X[kept].float().double(), rtol=0, atol=0)
     assert torch.equal(C.decode(C.encode(X, 1), 1, 300, dtype=X.dtype), a)
     assert C.theory(4, 300).bits == bits[0].item()
+
+
+def test_corrupted_index_lists_are_rejected():
+    out = torch.zeros(1, 64)
+    values = torch.ones(1, 3)
+    for bad, match in [([[1, 5, 5]], "ascending"), ([[9, 5, 7]], "ascending"), ([[1, 5, 64]], ">= d")]:
+        with pytest.raises(PayloadError, match=match):
+            scatter_kept(out.clone(), {"index": torch.tensor(bad)}, 3, values, "topk")
+    good = scatter_kept(out.clone(), {"index": torch.tensor([[1, 5, 63]])}, 3, values, "topk")
+    assert good.nonzero()[:, 1].tolist() == [1, 5, 63]
 
 
 def test_negative_control_unbiasedness_check_fails():
