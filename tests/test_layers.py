@@ -12,7 +12,7 @@ from pathlib import Path
 import commpress
 
 ROOT = Path(commpress.__file__).parent
-COMMON = {"errors", "_rng", "_checks"}
+COMMON = {"errors", "_rng", "_checks", "_registry"}
 ALLOWED = {
     "wire": set(),
     "compressors": {"wire"},
@@ -22,8 +22,12 @@ ALLOWED = {
     "theory": {"compressors", "problems"},
     "algorithms": {"network", "problems", "theory", "compressors", "wire"},
     "integrations": {"compressors", "wire", "network", "algorithms", "problems"},
-    "experiments": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "integrations", "simulate"},
+    "experiments": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "integrations", "simulate",
+                    "distributed"},
     "simulate": {"algorithms", "network", "problems", "theory", "compressors", "wire"},
+    "distributed": {"simulate", "algorithms", "network", "problems", "theory", "compressors", "wire"},
+    "reproductions": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "integrations", "simulate", "experiments", "distributed"},
+    "distributed": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "simulate", "experiments"},
     "cli": {"*"},
 }
 
