@@ -4,6 +4,7 @@ from commpress import compressors, datasets, problems, theory
 from commpress import algorithms, integrations, network
 from commpress.simulate import History, simulate
 from commpress.experiments import run
+from commpress import distributed
 from commpress._rng import derive_seed
 from commpress.errors import (
     CommpressError,
@@ -25,6 +26,7 @@ __all__ = [
     "network",
     "simulate",
     "run",
+    "distributed",
     "History",
     "datasets",
     "problems",

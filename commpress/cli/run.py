@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from commpress.errors import ConfigError
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -21,6 +23,8 @@ def add_parser(sub) -> None:
             "Examples:\n"
             "  commpress run\n"
             "  commpress run sweep.toml --out runs/sweep --jobs 2\n"
+            "  commpress run sweep.toml --processes 4          # each run on 4 gloo processes of this machine\n"
+            "  torchrun --nproc_per_node=4 -m commpress run sweep.toml --backend dist\n"
             "  commpress config show            # the main experiment's config, with every default"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -31,6 +35,19 @@ def add_parser(sub) -> None:
     p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages, only the table")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="do not write the PNG plots")
+    d = p.add_argument_group("distributed execution (each run spread over processes; same iterates as the simulator)")
+    d.add_argument("--backend", choices=("local", "dist"), default="local",
+                   help="local: the simulator (default); dist: this process is one rank of a torch.distributed run "
+                        "(under torchrun: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)")
+    d.add_argument("--processes", type=_processes, default=None, metavar="K",
+                   help="launch K gloo processes on this machine and run with --backend dist")
+    d.add_argument("--master-addr", default="127.0.0.1", metavar="ADDR",
+                   help="rendezvous address for --processes (default 127.0.0.1: loopback only)")
+    d.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS",
+                   help="a rank that dies or hangs stops the others after this long (default 300)")
+    d.add_argument("--checkpoint-every", type=_rounds, default=100, metavar="K",
+                   help="dist: checkpoint every K rounds into OUT/checkpoints, 0 for never (default 100); "
+                        "the same command resumes")
     p.set_defaults(func=run)
 
 
@@ -44,14 +61,70 @@ def _jobs(text: str) -> int:
     return value
 
 
+def _processes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--processes must be an integer >= 1; got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds > 0; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds > 0; got {value}")
+    return value
+
+
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--checkpoint-every must be an integer >= 0 (0: never); got {text!r}")
+    return value
+
+
+def _dist_argv(args) -> list[str]:
+    """This command as one rank runs it (``--backend dist`` instead of ``--processes``)."""
+    argv = ["run"] + ([args.config] if args.config else []) + (["--out", args.out] if args.out else [])
+    argv += ["--quiet"] * args.quiet + ["--no-plots"] * (not args.plots)
+    return argv + ["--timeout", repr(args.timeout), "--checkpoint-every", str(args.checkpoint_every),
+                   "--backend", "dist"]
+
+
 def run(args) -> int:
     from commpress.experiments.report import title
     from commpress.experiments.runner import run as run_sweep
     from commpress.experiments.config import load_config
 
     start = time.perf_counter()
+    distributed = args.processes is not None or args.backend == "dist"
+    if distributed and args.jobs != 1:
+        raise ConfigError("--jobs runs whole runs in parallel; with --processes / --backend dist every run is spread "
+                          "over the processes: drop --jobs.")
+    if args.processes is not None:
+        from commpress.distributed import launch_command
+
+        load_config(args.config)  # a bad config is reported once, here
+        return launch_command(_dist_argv(args), processes=args.processes, master_addr=args.master_addr,
+                              timeout=args.timeout)
     config = load_config(args.config)
-    result = run_sweep(config, out=args.out, jobs=args.jobs, quiet=args.quiet, plots=args.plots)
+    if args.backend == "dist":
+        from commpress.experiments.distributed import run_sweep as run_dist
+
+        result = run_dist(config, out=args.out, quiet=args.quiet, plots=args.plots, timeout=args.timeout,
+                          checkpoint_every=args.checkpoint_every)
+        if result is None:  # not rank 0: rank 0 reports
+            return 0
+    else:
+        result = run_sweep(config, out=args.out, jobs=args.jobs, quiet=args.quiet, plots=args.plots)
     print(title(result.summary))
     print(result.table)
     files = [result.out / "summary.json", *result.plots]

@@ -2,8 +2,9 @@
 
 Each returns what it computed and the bytes this rank handed to the collective (its input
 tensors), so that the hook state can keep an honest ledger. Byte payloads are gathered as two
-tensor all-gathers (the lengths, then the payloads zero-padded to the longest): no pickling,
-no ``all_gather_object``.
+tensor all-gathers (the lengths, then the payloads zero-padded to the longest; the tensor
+collectives are shared with :mod:`commpress.network.dist`, in ``commpress.network._collectives``):
+no pickling, no ``all_gather_object``.
 
 A rank that fails to compress its bucket (a diverged gradient, say) still takes part in the
 collective with a failure mark (length -1, or a flag entry in the all-reduce), so that every
@@ -18,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from commpress.errors import DistributedError
+from commpress.network._collectives import gather_int64, gather_padded_bytes
 
 #: Bytes of the length word every rank sends before its payload.
 LENGTH_BYTES = 8
@@ -70,19 +72,12 @@ def all_gather_bytes(
     """Every rank's ``payload``, in rank order (``None`` if any rank passed ``None``: it failed),
     and the bytes this rank put into the all-gathers."""
     length = torch.tensor([-1 if payload is None else len(payload)], dtype=torch.int64, device=device)
-    lengths = [torch.empty_like(length) for _ in range(world)]
-    dist.all_gather(lengths, length, group=group)
-    sizes = [int(t.item()) for t in lengths]
+    sizes = [int(v) for v in gather_int64(length, group, world)[:, 0].tolist()]
     if min(sizes) < 0:
         return None, LENGTH_BYTES
     width = max(sizes)
     if width == 0:  # nobody sends anything this round (e.g. importance sampling drew no one here)
         return [b""] * world, LENGTH_BYTES
-    mine = torch.zeros(width, dtype=torch.uint8)
-    if payload:
-        mine[: len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
-    mine = mine.to(device)
-    gathered = [torch.empty(width, dtype=torch.uint8, device=device) for _ in range(world)]
-    dist.all_gather(gathered, mine, group=group)
-    payloads = [t[:size].cpu().numpy().tobytes() for t, size in zip(gathered, sizes)]
+    gathered = gather_padded_bytes(payload or b"", width, group, world, device)
+    payloads = [t[:size].numpy().tobytes() for t, size in zip(gathered, sizes)]
     return payloads, LENGTH_BYTES + width
