@@ -1,11 +1,20 @@
-"""Parameter checks shared by compressors: one constraint, one clear message."""
+"""Parameter checks shared by every layer (compressors, problems, theory): one constraint, one
+clear message naming the parameter, the value received and (``hint``) the fix.
+
+Each takes the parameter's ``name``, its ``value`` and the ``owner`` that names it in the message.
+"""
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any
 
+import torch
+
 from commpress.errors import ConfigError
+
+_DTYPES = {"float64": torch.float64, "double": torch.float64, "float32": torch.float32, "float": torch.float32}
 
 
 def check_int(name: str, value: Any, owner: str, *, low: int = 1, high: int | None = None, hint: str = "") -> int:
@@ -19,22 +28,36 @@ def check_int(name: str, value: Any, owner: str, *, low: int = 1, high: int | No
 
 
 def check_float(name: str, value: Any, owner: str, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False, hint: str = "") -> float:
+                low_open: bool = False, finite: bool = False, hint: str = "") -> float:
+    """A float in ``[low, high]`` (``(low, high]`` with ``low_open``), never NaN; with ``finite``
+    never ±inf either. Booleans are refused."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{owner} needs a number {name}; got {value!r}.{hint}")
     try:
         value = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{owner} needs a number {name}; got {value!r}.{hint}") from None
-    if math.isnan(value) or (low is not None and (value < low or (low_open and value == low))) or (
-        high is not None and value > high
-    ):
-        lo = "(" if low_open else "["
-        raise ConfigError(f"{owner} needs {name} in {lo}{low}, {high}]; got {name}={value}.{hint}")
+    if (math.isnan(value) or (finite and math.isinf(value))
+            or (low is not None and (value < low or (low_open and value == low)))
+            or (high is not None and value > high)):
+        what = f"a finite {name}" if finite else name
+        if low is not None and high is not None:
+            need = f"{what} in {'(' if low_open else '['}{low}, {high}]"
+        elif low is not None:
+            need = f"{what} {'>' if low_open else '>='} {low}"
+        elif high is not None:
+            need = f"{what} <= {high}"
+        else:
+            need = f"{'a finite' if finite else 'a'} number {name}"
+        raise ConfigError(f"{owner} needs {need}; got {name}={value}.{hint}")
     return value
 
 
 def check_choice(name: str, value: Any, owner: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ConfigError(f"{owner} needs {name} in {list(choices)}; got {name}={value!r}.")
+        close = difflib.get_close_matches(str(value), list(choices), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{owner} needs {name} in {list(choices)}; got {name}={value!r}.{hint}")
     return value
 
 
@@ -49,3 +72,16 @@ def check_p_norm(value: Any, owner: str) -> float:
         return math.inf
     p = check_float("p", value, owner, low=1.0, hint=" Use p >= 1 or p='inf'.")
     return p
+
+
+def check_dtype(value: Any, owner: str) -> torch.dtype:
+    """torch.float64 or torch.float32, given as a dtype or a name (``"float64"``, ``"torch.float32"``, ``"double"``)."""
+    if isinstance(value, str) and value.lower().removeprefix("torch.") in _DTYPES:
+        return _DTYPES[value.lower().removeprefix("torch.")]
+    if value in (torch.float64, torch.float32):
+        return value
+    raise ConfigError(f"{owner} needs dtype float64 or float32; got {value!r}. Use dtype='float64' or 'float32'.")
+
+
+def check_seed(value: Any, owner: str) -> int:
+    return check_int("seed", value, owner, low=0, hint=" Use a non-negative integer seed.")

@@ -7,21 +7,17 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from typing import Any
 
 import torch
 
+from commpress import _loop
+from commpress._checks import check_float
+from commpress._loop import BLOWUP_FACTOR, STATUSES  # noqa: F401  (re-exported: stop statuses, blow-up rule)
 from commpress.algorithms import Algorithm, make, parameters
 from commpress.errors import ConfigError, InputTypeError
-from commpress.network import LocalNetwork, NonFiniteError
+from commpress.network import LocalNetwork
 from commpress.problems.base import Problem
-
-#: Stop statuses.
-STATUSES = ("target_reached", "budget_exhausted", "max_iterations", "diverged")
-#: A run whose ||∇f||^2 exceeds this multiple of its initial value is declared diverged.
-BLOWUP_FACTOR = 1e12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,22 +72,23 @@ class _Recorder:
     def __init__(self, problem: Problem, x_star: torch.Tensor | None) -> None:
         self.problem = problem
         self.x_star = x_star
-        self.cols: dict[str, list[float]] = {k: [] for k in ("it", "g2", "loss", "up", "down", "time", "dist")}
+        names = ("iteration", "grad_norm_sq", "loss", "bits_up", "bits_down", "wall_time")
+        self.cols: dict[str, list[float]] = {k: [] for k in names + (() if x_star is None else ("dist_sq",))}
 
     def record(self, t: int, x: torch.Tensor, ledger, elapsed: float, g: torch.Tensor | None = None) -> float:
         if g is None:
             g = self.problem.grad(x)
         g2 = float(g.dot(g))
         c = self.cols
-        c["it"].append(t)
-        c["g2"].append(g2)
+        c["iteration"].append(t)
+        c["grad_norm_sq"].append(g2)
         c["loss"].append(self.problem.loss(x))
-        c["up"].append(ledger.mean_total("up"))
-        c["down"].append(ledger.mean_total("down"))
-        c["time"].append(elapsed)
+        c["bits_up"].append(ledger.mean_total("up"))
+        c["bits_down"].append(ledger.mean_total("down"))
+        c["wall_time"].append(elapsed)
         if self.x_star is not None:
             diff = x - self.x_star
-            c["dist"].append(float(diff.dot(diff)))
+            c["dist_sq"].append(float(diff.dot(diff)))
         return g2
 
 
@@ -176,61 +173,31 @@ def simulate(
         opt = None
     f_star, x_star = (None, None) if opt is None else (float(opt[0]), opt[1])
     rec = _Recorder(problem, x_star)
-    status = "max_iterations"
-    elapsed = 0.0
 
-    start = time.perf_counter()
-    try:
-        state = algo.init(x0)
-        x = algo.output(state)
-    except NonFiniteError:
-        state, x = None, None
-    elapsed += time.perf_counter() - start
-    if x is None or not _finite(x):
-        status = "diverged"
-        x = problem.x0() if x0 is None else x0
-        g2_0 = math.inf
-        t = 0
-    else:
-        g2_0 = rec.record(0, x, ledger, elapsed, algo.known_gradient(state))
-        t = 0
-        if not math.isfinite(g2_0):
-            status = "diverged"
-        elif target is not None and g2_0 <= target:
-            status = "target_reached"
-        elif bits_budget is not None and ledger.mean_total("up") >= bits_budget:
-            status = "budget_exhausted"
-    limit = BLOWUP_FACTOR * max(g2_0, 1e-300)
+    def record(t: int, state, x: torch.Tensor, elapsed: float) -> float:
+        return rec.record(t, x, ledger, elapsed, algo.known_gradient(state))
 
-    if status == "max_iterations":
-        while t < iterations:
-            start = time.perf_counter()
-            try:
-                new_state = algo.step(state)
-                new_x = algo.output(new_state)
-            except NonFiniteError:
-                elapsed += time.perf_counter() - start
-                status = "diverged"
-                break
-            elapsed += time.perf_counter() - start
-            if not _finite(new_x):
-                status = "diverged"
-                break
-            state, x, t = new_state, new_x, t + 1
-            over_budget = bits_budget is not None and ledger.mean_total("up") >= bits_budget
-            if t % record_every == 0 or t == iterations or over_budget:
-                g2 = rec.record(t, x, ledger, elapsed, algo.known_gradient(state))
-                if not math.isfinite(g2) or g2 > limit:
-                    status = "diverged"
-                    break
-                if target is not None and g2 <= target:
-                    status = "target_reached"
-                    break
-            if over_budget:
-                status = "budget_exhausted"
-                break
+    def bits_up() -> float:
+        return ledger.mean_total("up")
 
-    c = rec.cols
+    p = _loop.start(algo, problem, x0, record, target=target, budget=bits_budget, bits_up=bits_up)
+    p = _loop.run(algo, p, record, iterations=iterations, every=record_every, target=target, budget=bits_budget,
+                  bits_up=bits_up)
+    x, status = p.x, p.status
+
+    return history_of(problem, algo, rec.cols, x, status, f_star, ledger, source=source, mult=mult,
+                      iterations=iterations, target=target, bits_budget=bits_budget, record_every=record_every, x0=x0)
+
+
+def history_of(problem: Problem, algo: Algorithm, cols: dict[str, list[float]], x: torch.Tensor, status: str,
+               f_star: float | None, ledger, *, source: str, mult: float, iterations: int, target: float | None,
+               bits_budget: float | None, record_every: int, x0: torch.Tensor | None, **more: Any) -> History:
+    """The :class:`History` of a finished run (the simulator's and the distributed driver's).
+
+    ``cols``: the recorded columns ``iteration``, ``grad_norm_sq``, ``loss``, ``bits_up``,
+    ``bits_down``, ``wall_time`` and, when the optimum is known, ``dist_sq``; ``ledger``: the
+    run's ledger of every client; ``more``: settings appended to ``params``.
+    """
     params = {
         "problem": problem.describe(),
         **algo.params(),
@@ -241,45 +208,30 @@ def simulate(
         "bits_budget": bits_budget,
         "record_every": record_every,
         "x0": "problem" if x0 is None else "given",
+        **more,
     }
     f64 = torch.float64
     return History(
-        grad_norm_sq=torch.tensor(c["g2"], dtype=f64),
-        loss=torch.tensor(c["loss"], dtype=f64),
-        bits_up=torch.tensor(c["up"], dtype=f64),
-        bits_down=torch.tensor(c["down"], dtype=f64),
-        iterations=torch.tensor(c["it"], dtype=torch.int64),
-        wall_time=torch.tensor(c["time"], dtype=f64),
+        grad_norm_sq=torch.tensor(cols["grad_norm_sq"], dtype=f64),
+        loss=torch.tensor(cols["loss"], dtype=f64),
+        bits_up=torch.tensor(cols["bits_up"], dtype=f64),
+        bits_down=torch.tensor(cols["bits_down"], dtype=f64),
+        iterations=torch.tensor(cols["iteration"], dtype=torch.int64),
+        wall_time=torch.tensor(cols["wall_time"], dtype=f64),
         x=x.clone(),
         stepsize=algo.gamma,
         params=params,
         status=status,
         f_star=f_star,
-        dist_sq=None if x_star is None else torch.tensor(c["dist"], dtype=f64),
+        dist_sq=torch.tensor(cols["dist_sq"], dtype=f64) if "dist_sq" in cols else None,
         bits_up_per_client=ledger.total("up"),
         bits_down_per_client=ledger.total("down"),
     )
 
 
-def _finite(x: torch.Tensor) -> bool:
-    return math.isfinite(float(x.sum()))
-
-
 def _positive(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"simulate needs a positive number {name}; got {name}={value!r}.") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ConfigError(f"simulate needs a positive finite {name}; got {name}={value!r}.")
-    return v
+    return check_float(name, value, "simulate", low=0.0, low_open=True, finite=True)
 
 
 def _nonneg(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"simulate needs a number {name} >= 0; got {name}={value!r}.") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise ConfigError(f"simulate needs a finite {name} >= 0; got {name}={value!r}.")
-    return v
+    return check_float(name, value, "simulate", low=0.0, finite=True)

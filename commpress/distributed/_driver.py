@@ -1,7 +1,8 @@
 """What every rank runs for one job: :func:`commpress.simulate`'s loop over a TorchDistNetwork.
 
-The loop, its stop rules and its :class:`~commpress.simulate.History` are the simulator's
-(same statuses, same recording rounds, same blow-up rule); what differs:
+The loop and its stop rules are the simulator's (:mod:`commpress._loop`: same statuses, same
+recording rounds, same blow-up rule), and so is its :class:`~commpress.simulate.History`; what
+differs:
 
 - the network is a :class:`~commpress.network.dist.TorchDistNetwork`: this rank holds a block
   of clients, messages cross the wire;
@@ -21,23 +22,22 @@ The loop, its stop rules and its :class:`~commpress.simulate.History` are the si
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from commpress import problems
+from commpress import _loop, problems
+from commpress._checks import check_float
 from commpress.algorithms import make, parameters
 from commpress.distributed._checkpoint import Checkpoints
 from commpress.distributed._faults import Faults
 from commpress.distributed._job import Job
 from commpress.distributed._metrics import COLUMNS, MetricsCSV
-from commpress.errors import ConfigError, NonFiniteError
+from commpress.errors import ConfigError
 from commpress.network import Ledger
 from commpress.network.dist import TorchDistNetwork
-from commpress.simulate import BLOWUP_FACTOR, History
+from commpress.simulate import History, history_of
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,7 @@ class DistributedRun:
 
 
 def _number(name: str, value: Any, *, positive: bool) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"a distributed run needs a number {name}; got {name}={value!r}.") from None
-    if not math.isfinite(v) or (v <= 0 if positive else v < 0):
-        raise ConfigError(f"a distributed run needs a finite {name} {'> 0' if positive else '>= 0'}; got {value!r}.")
-    return v
+    return check_float(name, value, "a distributed run", low=0.0, low_open=positive, finite=True)
 
 
 def _build(job: Job, problem, network):
@@ -137,117 +131,50 @@ def execute(job: Job, session: Any, *, faults: Faults | None = None) -> Distribu
     ckpt = Checkpoints(job.checkpoint_dir, job.fingerprint(), network) if job.checkpoint_dir else None
     saved = ckpt.resume() if ckpt is not None else None
 
-    status, elapsed, resumed_from = "max_iterations", 0.0, None
+    def record(t: int, state, x: torch.Tensor, elapsed: float) -> float:
+        return rec.record(t, x, elapsed)
+
+    def bits_up() -> float:
+        return network.mean_bits("up")
+
+    resumed_from = None
     if saved is not None:
         resumed_from = int(saved["round"])
         network.load_state_dict(saved["network"])
-        state, x, t, status = saved["state"], saved["x"], resumed_from, saved["status"]
-        elapsed, g2_0 = float(saved["elapsed"]), float(saved["g2_0"])
+        p = _loop.Progress(saved["state"], saved["x"], resumed_from, saved["status"], float(saved["elapsed"]),
+                           float(saved["g2_0"]))
         rec.restore(saved.get("columns"))
         final = bool(saved["final"])
     else:
         rec.restore(None)
         final = False
         session.watchdog.round = -1
-        start = time.perf_counter()
-        try:
-            state = algo.init(x0)
-            x = algo.output(state)
-        except NonFiniteError:
-            state, x = None, None
-        elapsed += time.perf_counter() - start
-        t = 0
-        if x is None or not _finite(x):
-            status = "diverged"
-            x = problem.x0() if x0 is None else x0
-            g2_0 = math.inf
-        else:
-            g2_0 = rec.record(0, x, elapsed)
-            if not math.isfinite(g2_0):
-                status = "diverged"
-            elif target is not None and g2_0 <= target:
-                status = "target_reached"
-            elif budget is not None and network.mean_bits("up") >= budget:
-                status = "budget_exhausted"
-    limit = BLOWUP_FACTOR * max(g2_0, 1e-300)
+        p = _loop.start(algo, problem, x0, record, target=target, budget=budget, bits_up=bits_up)
 
-    def checkpoint(is_final: bool) -> None:
-        ckpt.save(t, {"state": state, "x": x, "status": status, "final": is_final, "elapsed": elapsed, "g2_0": g2_0,
-                      "network": network.state_dict(), "columns": rec.cols if network.rank == 0 else None})
+    def checkpoint(p: _loop.Progress, is_final: bool) -> None:
+        ckpt.save(p.t, {"state": p.state, "x": p.x, "status": p.status, "final": is_final, "elapsed": p.elapsed,
+                        "g2_0": p.g2_0, "network": network.state_dict(),
+                        "columns": rec.cols if network.rank == 0 else None})
 
-    if status == "max_iterations" and not final:
-        while t < job.iterations:
-            if faults is not None:
-                faults.before_round(t)
-            session.watchdog.round = t
-            start = time.perf_counter()
-            try:
-                new_state = algo.step(state)
-                new_x = algo.output(new_state)
-            except NonFiniteError:
-                elapsed += time.perf_counter() - start
-                status = "diverged"
-                break
-            elapsed += time.perf_counter() - start
-            if not _finite(new_x):
-                status = "diverged"
-                break
-            state, x, t = new_state, new_x, t + 1
-            over_budget = budget is not None and network.mean_bits("up") >= budget
-            if t % every == 0 or t == job.iterations or over_budget:
-                g2 = rec.record(t, x, elapsed)
-                if not math.isfinite(g2) or g2 > limit:
-                    status = "diverged"
-                    break
-                if target is not None and g2 <= target:
-                    status = "target_reached"
-                    break
-            if over_budget:
-                status = "budget_exhausted"
-                break
-            if ckpt is not None and job.checkpoint_every and t % job.checkpoint_every == 0 and t < job.iterations:
-                checkpoint(False)
-    if ckpt is not None and not final and state is not None:
-        checkpoint(True)
+    def before_round(t: int) -> None:
+        if faults is not None:
+            faults.before_round(t)
+        session.watchdog.round = t
+
+    def after_round(p: _loop.Progress) -> None:
+        if ckpt is not None and job.checkpoint_every and p.t % job.checkpoint_every == 0 and p.t < job.iterations:
+            checkpoint(p, False)
+
+    if not final:
+        p = _loop.run(algo, p, record, iterations=job.iterations, every=every, target=target, budget=budget,
+                      bits_up=bits_up, before_round=before_round, after_round=after_round)
+    if ckpt is not None and not final and p.state is not None:
+        checkpoint(p, True)
+    x, status = p.x, p.status
     if rec.csv is not None:
         rec.csv.close()
     ledger = network.merged_ledger()
-    return DistributedRun(_history(job, problem, algo, network, rec, x, status, source, mult, ledger, x0),
-                          ledger, network.world, resumed_from, dict(network.wire))
-
-
-def _history(job: Job, problem, algo, network, rec: _Recorder, x, status, source, mult, ledger: Ledger, x0) -> History:
-    c = rec.cols
-    params = {
-        "problem": problem.describe(),
-        **algo.params(),
-        "stepsize_source": source,
-        "stepsize_multiplier": mult,
-        "iterations": job.iterations,
-        "target": job.target,
-        "bits_budget": job.bits_budget,
-        "record_every": job.record_every,
-        "x0": "problem" if x0 is None else "given",
-        "network": network.describe(),
-    }
-    f64 = torch.float64
-    return History(
-        grad_norm_sq=torch.tensor(c["grad_norm_sq"], dtype=f64),
-        loss=torch.tensor(c["loss"], dtype=f64),
-        bits_up=torch.tensor(c["bits_up"], dtype=f64),
-        bits_down=torch.tensor(c["bits_down"], dtype=f64),
-        iterations=torch.tensor(c["iteration"], dtype=torch.int64),
-        wall_time=torch.tensor(c["wall_time"], dtype=f64),
-        x=x.clone(),
-        stepsize=algo.gamma,
-        params=params,
-        status=status,
-        f_star=rec.f_star,
-        dist_sq=None if rec.x_star is None else torch.tensor(c["dist_sq"], dtype=f64),
-        bits_up_per_client=ledger.total("up"),
-        bits_down_per_client=ledger.total("down"),
-    )
-
-
-def _finite(x: torch.Tensor) -> bool:
-    return math.isfinite(float(x.sum()))
+    history = history_of(problem, algo, rec.cols, x, status, rec.f_star, ledger, source=source, mult=mult,
+                         iterations=job.iterations, target=job.target, bits_budget=job.bits_budget,
+                         record_every=job.record_every, x0=x0, network=network.describe())
+    return DistributedRun(history, ledger, network.world, resumed_from, dict(network.wire))

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
+from commpress._checks import check_choice, check_dtype, check_float, check_int, check_seed
 from commpress._rng import shared_generator
 from commpress.errors import ConfigError, InputError
-from commpress.problems._checks import check_choice, check_dtype, check_float, check_int, check_seed
 from commpress.problems._data import binary_labels, load_dataset, synthetic_linear
 from commpress.problems._splits import SPLITS, ClientData, partition
 from commpress.problems.base import Problem
@@ -66,20 +66,20 @@ class LinearModel(Problem):
         start: str,
         extra: dict[str, Any],
     ) -> None:
-        n = check_int(owner, "n_clients", n_clients, hint=" Use n_clients >= 1.")
-        split = check_choice(owner, "split", split, SPLITS)
-        seed = check_seed(owner, seed)
-        self.dtype = check_dtype(owner, dtype)
-        self.start = check_choice(owner, "start", start, ("zeros", "normal"))
+        n = check_int("n_clients", n_clients, owner, hint=" Use n_clients >= 1.")
+        split = check_choice("split", split, owner, SPLITS)
+        seed = check_seed(seed, owner)
+        self.dtype = check_dtype(dtype, owner)
+        self.start = check_choice("start", start, owner, ("zeros", "normal"))
         synthetic = dict(dim=dim, samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise)
         if dataset is None:
             if n_features is not None:
                 raise ConfigError(f"{owner}: n_features applies to a dataset; for synthetic data use dim=.")
             p = {k: (v if v is not None else _SYNTHETIC_DEFAULTS[k]) for k, v in synthetic.items()}
-            d = check_int(owner, "dim", p["dim"])
-            m = check_int(owner, "samples_per_client", p["samples_per_client"])
-            h = check_float(owner, "heterogeneity", p["heterogeneity"], low=0.0)
-            sigma = check_float(owner, "noise", p["noise"], low=0.0)
+            d = check_int("dim", p["dim"], owner)
+            m = check_int("samples_per_client", p["samples_per_client"], owner)
+            h = check_float("heterogeneity", p["heterogeneity"], owner, low=0.0, finite=True)
+            sigma = check_float("noise", p["noise"], owner, low=0.0, finite=True)
             X, y = synthetic_linear(n, m, d, h, sigma, seed, self.dtype, self.classification)
             source: dict[str, Any] = dict(dataset="synthetic", dim=d, samples_per_client=m, heterogeneity=h, noise=sigma)
         else:

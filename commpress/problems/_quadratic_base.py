@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
+from commpress._checks import check_dtype, check_float, check_int, check_seed
 from commpress.problems._quadform import dense_constants, tridiag_constants, tridiag_eigenvalues, tridiag_eigenvectors
 from commpress.problems.base import Problem, Smoothness, _check_batch
 
@@ -130,6 +132,20 @@ class TridiagonalQuadratic(_Quadratic):
 
     alpha: torch.Tensor  # (n,)
     beta: torch.Tensor  # (n,)
+
+    def _check_generator(self, owner: str, n_clients: Any, dim: Any, noise_scale: Any, reg: Any, scale: Any,
+                         seed: Any, grad_noise: Any, dtype: Any) -> dict[str, Any]:
+        """Check the generators' common settings; set ``grad_noise`` and ``dtype``; return the
+        checked values by name (the problem's ``params``)."""
+        n = check_int("n_clients", n_clients, owner)
+        d = check_int("dim", dim, owner)
+        s = check_float("noise_scale", noise_scale, owner, low=0.0, finite=True)
+        lam = check_float("reg", reg, owner, low=0.0, low_open=True, finite=True, hint=" Use e.g. reg=1e-6.")
+        L = check_float("scale", scale, owner, low=0.0, low_open=True, finite=True)
+        seed = check_seed(seed, owner)
+        self.grad_noise = check_float("grad_noise", grad_noise, owner, low=0.0, finite=True)
+        self.dtype = check_dtype(dtype, owner)
+        return dict(n_clients=n, dim=d, noise_scale=s, reg=lam, scale=L, seed=seed, grad_noise=self.grad_noise)
 
     def _setup(self, alpha: torch.Tensor, beta: torch.Tensor, b: torch.Tensor, x0: torch.Tensor) -> None:
         self.n, self.d = int(b.shape[0]), int(b.shape[1])

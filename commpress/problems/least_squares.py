@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from commpress.problems._checks import check_float
+from commpress._checks import check_float
 from commpress.problems._glm import LinearModel
 from commpress.problems._quadform import dense_constants
 from commpress.problems.base import Smoothness
@@ -59,7 +59,7 @@ class LeastSquares(LinearModel):
         start: str = "zeros",
         dtype: Any = "float64",
     ) -> None:
-        self.l2 = check_float("least_squares", "l2", l2, low=0.0)
+        self.l2 = check_float("l2", l2, "least_squares", low=0.0, finite=True)
         self._build(
             "least_squares", dataset=dataset, n_features=n_features, n_clients=n_clients, split=split,
             dim=dim, samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise,

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from commpress.problems._checks import check_float
+from commpress._checks import check_float
 from commpress.problems._glm import LinearModel, lambda_max, newton_optimum
 from commpress.problems.base import Smoothness
 from commpress.problems.registry import register
@@ -86,7 +86,7 @@ class LogReg(_Logistic):
         start: str = "zeros",
         dtype: Any = "float64",
     ) -> None:
-        self.l2 = check_float("logreg", "l2", l2, low=0.0)
+        self.l2 = check_float("l2", l2, "logreg", low=0.0, finite=True)
         self._build(
             "logreg", dataset=dataset, n_features=n_features, n_clients=n_clients, split=split, dim=dim,
             samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise, seed=seed,

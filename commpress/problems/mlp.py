@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from commpress._checks import check_choice, check_dtype, check_float, check_int, check_seed
 from commpress._rng import shared_generator
 from commpress.errors import ConfigError, InputError
-from commpress.problems._checks import check_choice, check_dtype, check_float, check_int, check_seed
 from commpress.problems._splits import SPLITS, partition
 from commpress.problems.base import Problem, Smoothness
 from commpress.problems.registry import register
@@ -84,19 +84,19 @@ class MLP(Problem):
         dtype: Any = "float64",
     ) -> None:
         owner = "mlp"
-        n = check_int(owner, "n_clients", n_clients)
+        n = check_int("n_clients", n_clients, owner)
         if isinstance(hidden, int):
             hidden = (hidden,)
         try:
-            hidden = tuple(check_int(owner, "hidden width", h) for h in hidden)
+            hidden = tuple(check_int("hidden width", h, owner) for h in hidden)
         except TypeError:
             raise ConfigError(f"{owner} needs hidden as a tuple of widths, e.g. (32,); got {hidden!r}.") from None
-        self.activation = check_choice(owner, "activation", activation, tuple(_ACTIVATIONS))
+        self.activation = check_choice("activation", activation, owner, tuple(_ACTIVATIONS))
         self._act = _ACTIVATIONS[self.activation]
-        self.l2 = check_float(owner, "l2", l2, low=0.0)
-        split = check_choice(owner, "split", split, SPLITS)
-        self.seed = check_seed(owner, seed)
-        self.dtype = check_dtype(owner, dtype)
+        self.l2 = check_float("l2", l2, owner, low=0.0, finite=True)
+        split = check_choice("split", split, owner, SPLITS)
+        self.seed = check_seed(seed, owner)
+        self.dtype = check_dtype(dtype, owner)
         X, y = _load_images(owner, dataset)
         self.classes = int(y.max()) + 1
         data = partition(X.to(self.dtype), y, n, split, self.seed, owner)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from commpress.problems._checks import check_float
+from commpress._checks import check_float
 from commpress.problems._glm import lambda_max
 from commpress.problems.base import Smoothness
 from commpress.problems.logreg import _Logistic
@@ -53,7 +53,7 @@ class NonconvexLogReg(_Logistic):
         start: str = "zeros",
         dtype: Any = "float64",
     ) -> None:
-        self.reg = check_float("nonconvex_logreg", "reg", reg, low=0.0)
+        self.reg = check_float("reg", reg, "nonconvex_logreg", low=0.0, finite=True)
         self._build(
             "nonconvex_logreg", dataset=dataset, n_features=n_features, n_clients=n_clients, split=split,
             dim=dim, samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise,

@@ -9,7 +9,6 @@ import torch
 
 from commpress._rng import shared_generator
 from commpress.errors import ConfigError
-from commpress.problems._checks import check_dtype, check_float, check_int, check_seed
 from commpress.problems._quadform import tridiag_eigenvalues
 from commpress.problems._quadratic_base import TridiagonalQuadratic
 from commpress.problems.registry import register
@@ -72,14 +71,8 @@ class Quadratic(TridiagonalQuadratic):
         dtype: Any = "float64",
     ) -> None:
         owner = "quadratic"
-        n = check_int(owner, "n_clients", n_clients)
-        d = check_int(owner, "dim", dim)
-        s = check_float(owner, "noise_scale", noise_scale, low=0.0)
-        lam = check_float(owner, "reg", reg, low=0.0, strict=True, hint=" Use e.g. reg=1e-6.")
-        L = check_float(owner, "scale", scale, low=0.0, strict=True)
-        seed = check_seed(owner, seed)
-        self.grad_noise = check_float(owner, "grad_noise", grad_noise, low=0.0)
-        self.dtype = check_dtype(owner, dtype)
+        params = self._check_generator(owner, n_clients, dim, noise_scale, reg, scale, seed, grad_noise, dtype)
+        n, d, s, lam, L, seed = (params[k] for k in ("n_clients", "dim", "noise_scale", "reg", "scale", "seed"))
         xi = torch.randn((n, 2), generator=shared_generator(seed, "problems/quadratic"), dtype=torch.float64)
         nu_s_t = 1.0 + s * xi[:, 0] if nu_s is None else _noise_vector(owner, "nu_s", nu_s, n)
         nu_b_t = s * xi[:, 1] if nu_b is None else _noise_vector(owner, "nu_b", nu_b, n)
@@ -94,5 +87,5 @@ class Quadratic(TridiagonalQuadratic):
         x0[0] = math.sqrt(d)
         self.nu_s, self.nu_b = nu_s_t, nu_b_t
         self.lambda_min0 = lam_min0
-        self.params = dict(n_clients=n, dim=d, noise_scale=s, reg=lam, scale=L, seed=seed, grad_noise=self.grad_noise)
+        self.params = params
         self._setup(alpha, beta, b, x0)

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from commpress._rng import shared_generator
-from commpress.problems._checks import check_dtype, check_float, check_int, check_seed
 from commpress.problems._quadratic_base import TridiagonalQuadratic
 from commpress.problems.registry import register
 
@@ -48,14 +47,8 @@ class QuadraticSpread(TridiagonalQuadratic):
         dtype: Any = "float64",
     ) -> None:
         owner = "quadratic_spread"
-        n = check_int(owner, "n_clients", n_clients)
-        d = check_int(owner, "dim", dim)
-        s = check_float(owner, "noise_scale", noise_scale, low=0.0)
-        lam = check_float(owner, "reg", reg, low=0.0, strict=True, hint=" Use e.g. reg=1e-6.")
-        L = check_float(owner, "scale", scale, low=0.0, strict=True)
-        seed = check_seed(owner, seed)
-        self.grad_noise = check_float(owner, "grad_noise", grad_noise, low=0.0)
-        self.dtype = check_dtype(owner, dtype)
+        params = self._check_generator(owner, n_clients, dim, noise_scale, reg, scale, seed, grad_noise, dtype)
+        n, d, s, lam, L, seed = (params[k] for k in ("n_clients", "dim", "noise_scale", "reg", "scale", "seed"))
         u = torch.rand((n, 2), generator=shared_generator(seed, "problems/quadratic_spread"), dtype=torch.float64)
         u = u + 2.0**-54  # in (0, 1): both inverse CDFs finite
         eta = -torch.log1p(-u[:, 0])
@@ -67,7 +60,7 @@ class QuadraticSpread(TridiagonalQuadratic):
         b[:, 0] = alpha * (-1.0 + self.nu_b)
         x0 = torch.zeros(d, dtype=torch.float64)
         x0[0] = math.sqrt(d)
-        self.params = dict(n_clients=n, dim=d, noise_scale=s, reg=lam, scale=L, seed=seed, grad_noise=self.grad_noise)
+        self.params = params
         self._setup(alpha, torch.full((n,), lam, dtype=torch.float64), b, x0)
 
     def _notes(self) -> str:
