@@ -38,7 +38,10 @@ def main() -> None:
     parser.add_argument("--shapes", default="16x1048576,256x4096")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names = args.names.split(",") if args.names else cp.compressors.names()
     dtype = getattr(torch, args.dtype)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dtype {args.dtype}, "
