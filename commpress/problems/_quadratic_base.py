@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from commpress._checks import check_dtype, check_float, check_int, check_seed
-from commpress.problems._quadform import dense_constants, tridiag_constants, tridiag_eigenvalues, tridiag_eigenvectors
+from commpress.problems._quadform import dense_constants, tridiag_constants, tridiag_eigenvalues
 from commpress.problems.base import Problem, Smoothness, _check_batch
 
 
@@ -186,15 +187,22 @@ class TridiagonalQuadratic(_Quadratic):
         return self._cache["smooth"]
 
     def optimum(self) -> tuple[float, torch.Tensor] | None:
-        """x* = Ā^{-1} b̄ through the sine eigenbasis of T_d (None if Ā is not positive definite)."""
+        """x* = Ā^{-1} b̄ by a banded (tridiagonal) Cholesky solve, O(d) (None if Ā is not positive
+        definite: its eigenvalues a λ_k(T_d) + b are known in closed form)."""
         if "opt" not in self._cache:
-            ev = self.alpha.to(torch.float64).mean() * tridiag_eigenvalues(self.d) + self.beta.to(torch.float64).mean()
+            a = float(self.alpha.to(torch.float64).mean())
+            b = float(self.beta.to(torch.float64).mean())
+            ev = a * tridiag_eigenvalues(self.d) + b
             if float(ev.min()) <= 0.0:
                 self._cache["opt"] = None
             else:
-                V = tridiag_eigenvectors(self.d)
+                from scipy.linalg import solveh_banded
+
+                bands = np.zeros((2, self.d))
+                bands[0, 1:] = -a  # superdiagonal of Ā = a T_d + b I
+                bands[1, :] = 2 * a + b
                 b_bar = self.b.to(torch.float64).mean(0)
-                x = V @ ((V.T @ b_bar) / ev)
+                x = torch.from_numpy(solveh_banded(bands, b_bar.numpy()))
                 self._cache["opt"] = (float(-0.5 * (b_bar @ x)), x.to(self.dtype))
         opt = self._cache["opt"]
         return None if opt is None else (opt[0], opt[1].clone())

@@ -1,0 +1,566 @@
+"""DDP across a real slow link: network namespaces joined by veth, shaped with tc netem.
+
+Builds ``--world`` network namespaces on this machine (names ``cpsl-<pid>-<i>``), joined by a
+veth pair (2 ranks) or through a bridge in a hub namespace (more), with private addresses
+10.213.0.x that exist only inside the namespaces, and limits every rank's outgoing traffic with
+``tc qdisc add dev IF root netem delay DELAY rate RATE``. Then trains the same ~10^7-parameter
+MLP with DDP (gloo, one rank per namespace via ``ip netns exec``, MASTER_ADDR the veth address)
+with DDP's default fp32 all-reduce, PyTorch's fp16 hook and commpress hooks (1-bit sign with
+error feedback and EF21, a 4-bit block quantizer with DIANA), and prints per method the time per
+step (median after the hooks' warm-up), the time to a fixed number of steps and to a fixed loss,
+and the ratios against all-reduce and fp16. It also measures the shaped link with ``commpress
+advise``'s link probe and compares ``advise``'s predicted step times (with the link set by tc)
+with the measured ones.
+
+With ``--marina`` (default on when ``commpress.network.dist.TorchDistNetwork`` exists) it also runs
+MARINA+CQ and uncompressed GD on a quadratic with d = 10^6 across the namespaces and compares the
+gain in wall-clock time to the target with the gain in bits to the target.
+
+Needs root and iproute2 (``ip``, ``tc``); otherwise prints a SKIP line and exits 0. Every
+namespace it creates is deleted on exit, on Ctrl-C and on SIGTERM, and stale ones of earlier
+killed runs (whose process is gone) are deleted at start. Traffic never leaves this machine.
+
+    sudo python benchmarks/slow_link.py                      # 2 ranks, 100 Mbit/s, 1 ms
+    python benchmarks/slow_link.py --rate 1gbit --delay 200us --steps 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PREFIX = "cpsl-"
+SUBNET = "10.213.0"
+IFNAME = "cpsl0"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_METHODS = "allreduce,fp16,ef:sign,ef21:sign,diana:block:s=7"
+
+
+# ============================================================================ the namespaces
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
+
+
+def _netns_list() -> list[str]:
+    out = _ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def clean_stale() -> list[str]:
+    """Delete namespaces ``cpsl-<pid>-*`` whose creating process ``pid`` is gone."""
+    removed = []
+    for name in _netns_list():
+        if not name.startswith(PREFIX):
+            continue
+        try:
+            pid = int(name[len(PREFIX):].split("-")[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            _ip("netns", "del", name, check=False)
+            removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Namespaces:
+    """``world`` namespaces on one shaped link; ``addresses[i]`` is rank i's address in namespace ``names[i]``."""
+
+    def __init__(self, world: int, rate: str, delay: str) -> None:
+        tag = f"{PREFIX}{os.getpid()}"
+        self.names = [f"{tag}-{i}" for i in range(world)]
+        self.hub = f"{tag}-hub" if world > 2 else None
+        self.addresses = [f"{SUBNET}.{i + 1}" for i in range(world)]
+        self.created: list[str] = []
+        self.rate, self.delay = rate, delay
+        self.qdisc_kind: str | None = None  # "netem", or "tbf" where the kernel has no netem
+
+    def create(self) -> None:
+        for name in self.names + ([self.hub] if self.hub else []):
+            _ip("netns", "add", name)
+            self.created.append(name)
+            _ip("-n", name, "link", "set", "lo", "up")
+        if self.hub is None:  # two ranks: one veth pair, both ends created inside the namespaces
+            _ip("link", "add", IFNAME, "netns", self.names[0], "type", "veth", "peer", "name", IFNAME,
+                "netns", self.names[1])
+        else:
+            _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+            _ip("-n", self.hub, "link", "set", "br0", "up")
+            for i, name in enumerate(self.names):
+                port = f"p{i}"
+                _ip("link", "add", IFNAME, "netns", name, "type", "veth", "peer", "name", port, "netns", self.hub)
+                _ip("-n", self.hub, "link", "set", port, "master", "br0")
+                _ip("-n", self.hub, "link", "set", port, "up")
+        for name, addr in zip(self.names, self.addresses):
+            _ip("-n", name, "addr", "add", f"{addr}/24", "dev", IFNAME)
+            _ip("-n", name, "link", "set", IFNAME, "up")
+            self._shape(name)
+
+    def _shape(self, name: str) -> None:
+        """netem rate + delay; where the kernel has no netem, tbf (rate only, no added delay)."""
+        tc = ["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", IFNAME, "root"]
+        if self.qdisc_kind in (None, "netem"):
+            done = subprocess.run([*tc, "netem", "delay", self.delay, "rate", self.rate, "limit", "100000"],
+                                  capture_output=True, text=True)
+            if done.returncode == 0:
+                self.qdisc_kind = "netem"
+                return
+            if self.qdisc_kind == "netem" or "unknown" not in done.stderr:
+                raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+        subprocess.run([*tc, "tbf", "rate", self.rate, "burst", "128kb", "latency", "100ms"],
+                       check=True, capture_output=True, text=True)
+        self.qdisc_kind = "tbf"
+
+    def qdisc(self, i: int = 0) -> str:
+        out = subprocess.run(["ip", "netns", "exec", self.names[i], "tc", "qdisc", "show", "dev", IFNAME],
+                             capture_output=True, text=True).stdout
+        return " ".join(out.split())
+
+    def delete(self) -> None:
+        for name in reversed(self.created):
+            _ip("netns", "del", name, check=False)
+        self.created = []
+
+
+# ============================================================================ the parent
+def _skip(reason: str) -> int:
+    print(f"SKIP: slow_link: {reason}")
+    return 0
+
+
+def _install_signal_handlers() -> None:
+    def handler(signum, frame):  # finally blocks run on the way out
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a shell may have set it to ignore
+        signal.signal(sig, handler)
+
+
+def _launch(ns: Namespaces, args: argparse.Namespace, mode: str, tmp: Path, port: int, procs: list) -> list[dict]:
+    """Run ``mode`` on every rank (one process per namespace); returns the ranks' JSON results."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": IFNAME,
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    started = []
+    for rank, name in enumerate(ns.names):
+        out = tmp / f"{mode}-rank{rank}.json"
+        cmd = ["ip", "netns", "exec", name, sys.executable, str(Path(__file__).resolve()), "--worker", mode,
+               "--rank", str(rank), "--addr", ns.addresses[0], "--port", str(port), "--out", str(out),
+               *args.forward]
+        p = subprocess.Popen(cmd, env=env, stdout=None if rank == 0 else subprocess.DEVNULL)
+        procs.append(p)
+        started.append((p, out))
+    codes = [p.wait() for p, _ in started]
+    for p, _ in started:
+        procs.remove(p)
+    if any(codes):
+        raise RuntimeError(f"{mode}: a rank failed (exit codes {codes})")
+    return [json.loads(out.read_text()) for _, out in started]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.worker:
+        return _worker_main(args)
+    if os.name != "posix" or os.geteuid() != 0:
+        return _skip("needs root (network namespaces and tc); run it as root")
+    missing = [tool for tool in ("ip", "tc") if shutil.which(tool) is None]
+    if missing:
+        return _skip(f"needs iproute2 ({', '.join(missing)} not found); install it with: apt-get install -y iproute2")
+    args.forward = _forward_args(args)
+    stale = clean_stale()
+    if stale:
+        print(f"removed stale namespaces of earlier runs: {', '.join(stale)}")
+    _install_signal_handlers()
+    ns = Namespaces(args.world, args.rate, args.delay)
+    procs: list[subprocess.Popen] = []
+    try:
+        try:
+            ns.create()
+        except subprocess.CalledProcessError as err:
+            return _skip(f"cannot build the namespaces ({' '.join(err.cmd[:4])}...: {err.stderr.strip()})")
+        print(f"{args.world} namespaces {', '.join(ns.names)}; qdisc on every rank's veth: {ns.qdisc(0)}")
+        if ns.qdisc_kind == "tbf":
+            print(f"note: this kernel has no netem qdisc: the rate is limited with tbf, and no delay is added "
+                  f"(--delay {args.delay} not applied; the link keeps the veth's own latency)")
+        args.shaped_delay = args.delay if ns.qdisc_kind == "netem" else None
+        with tempfile.TemporaryDirectory(prefix="cpsl-") as tmp:
+            port = 29400 + os.getpid() % 500
+            link = _launch(ns, args, "link", Path(tmp), port, procs)[0]
+            print(f"advise link probe across the namespaces: {link['describe']} "
+                  f"(tc: rate {args.rate}, delay {args.shaped_delay or 'none added'})")
+            rows = _launch(ns, args, "ddp", Path(tmp), port + 2, procs)
+            _report_ddp(args, rows, link)
+            if _marina_wanted(args):
+                res = _launch(ns, args, "marina", Path(tmp), port + 10, procs)
+                from commpress.integrations.advise import parse_bandwidth
+
+                _report_marina(res[0], parse_bandwidth(args.rate))
+            elif args.marina != "no":
+                print("MARINA+CQ vs GD: skipped: commpress.network.dist.TorchDistNetwork does not exist yet")
+    finally:
+        for p in procs:  # only the processes this run started
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        ns.delete()
+        left = [n for n in _netns_list() if n.startswith(f"{PREFIX}{os.getpid()}-")]
+        print(f"cleaned up: namespaces left {left or 'none'}")
+    return 0
+
+
+def _forward_args(args: argparse.Namespace) -> list[str]:
+    keep = ["world", "rate", "delay", "steps", "max_steps", "batch_size", "params", "lr", "methods", "seed",
+            "marina_rounds", "marina_dim", "marina_target", "marina_p", "marina_multiplier"]
+    out = []
+    for key in keep:
+        out += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    return out
+
+
+def _marina_wanted(args: argparse.Namespace) -> bool:
+    if args.marina == "no":
+        return False
+    try:
+        from commpress.network.dist import TorchDistNetwork  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ============================================================================ reports
+def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None:
+    from commpress.integrations.advise import Link, advise, make_model, parse_bandwidth, parse_latency
+
+    results = rows[0]["methods"]
+    params = rows[0]["params"]
+    base = {r["method"]: r for r in results}
+    ar, fp16 = base.get("allreduce"), base.get("fp16")
+    target_steps = args.steps
+    target_loss = rows[0]["target_loss"]
+    print(f"\nDDP, {args.world} ranks, MLP of {params:,} parameters, batch {args.batch_size}/rank, SGD lr {args.lr}; "
+          f"link {args.rate}, delay {args.shaped_delay or 'none added'}")
+    print(f"target: {target_steps} steps, and loss <= {target_loss:.4f} (all-reduce's smoothed loss after "
+          f"{target_steps} steps)")
+    head = (f"| {'method':<20} | {'bits/coord':>10} | {'ms/step':>9} | {'vs allreduce':>12} | {'vs fp16':>7} "
+            f"| {f's to {target_steps} steps':>14} | {'loss@' + str(target_steps):>9} | {'s to loss':>9} | {'steps to loss':>13} |")
+    print(head)
+    print("|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|")
+    for r in results:
+        vs_ar = ar["step"] / r["step"] if ar else float("nan")
+        vs_16 = fp16["step"] / r["step"] if fp16 else float("nan")
+        reach = "-" if r["steps_to_loss"] is None else f"{r['time_to_loss']:9.1f}"
+        nsteps = "not reached" if r["steps_to_loss"] is None else str(r["steps_to_loss"])
+        print(f"| {r['method']:<20} | {r['bits']:10.3f} | {1e3 * r['step']:9.1f} | {vs_ar:11.2f}x | {vs_16:6.2f}x "
+              f"| {r['time_to_steps']:14.1f} | {r['loss_at_steps']:9.4f} | {reach:>9} | {nsteps:>13} |")
+    # advise's prediction with the link tc sets, against the measurement
+    model, batch = make_model(params=args.params, batch_size=args.batch_size, seed=args.seed)
+    compressors = []
+    for r in results:
+        if r["compressor"]:
+            compressors.append(r["compressor"])
+    if args.shaped_delay is not None:
+        link = Link(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
+                    source=f"tc: rate {args.rate}, delay {args.shaped_delay}")
+    else:  # tbf adds no delay: the latency is the veth's, as the probe measured it
+        link = Link(parse_bandwidth(args.rate), probe["latency"], source=f"tc rate {args.rate}, latency from the probe")
+    advice = advise(model, batch, processes=args.world, link=link, compressors=list(dict.fromkeys(compressors)),
+                    repeat=2, threads=1)
+    pred = {p.name: p for p in advice.predictions}
+    print(f"\ncommpress advise (link from tc: {link.describe()}; compute measured here: "
+          f"{1e3 * advice.compute.total:.0f} ms/step) against the measurement:")
+    print(f"| {'method':<20} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
+    print(f"|{'-' * 22}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
+    for r in results:
+        key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook"}.get(r["method"], r["compressor"])
+        p = pred.get(key)
+        if p is None:
+            continue
+        print(f"| {r['method']:<20} | {1e3 * p.step:17.1f} | {1e3 * r['step']:16.1f} | {r['step'] / p.step:17.2f}x |")
+    print(f"advise verdict: {advice.verdict}")
+    ones = [r for r in results if r["compressor"] and r["bits"] < 1.01]
+    if ones and ar and fp16:  # the fastest 1-bit method among those that train (reach the loss target)
+        training = [r for r in ones if r["steps_to_loss"] is not None]
+        best = min(training or ones, key=lambda r: r["step"])
+        goal = ar["step"] / best["step"] >= 5 and fp16["step"] / best["step"] >= 2.5
+        print(f"headline: {best['method']} (1 bit/coordinate{'' if training else ', NOT reaching the loss target'}) "
+              f"{ar['step'] / best['step']:.2f}x faster per step than all-reduce (goal >= 5x), "
+              f"{fp16['step'] / best['step']:.2f}x faster than fp16 (goal >= 2.5x): {'MET' if goal else 'NOT MET'}")
+
+
+def _report_marina(r: dict, rate: float) -> None:
+    print(f"\nMARINA+CQ (p = {r['p']}, stepsize x{r['multiplier']:g} theory) vs GD, homogeneous quadratic "
+          f"d = {r['d']:,}, {r['world']} ranks (one client each), target ||grad f||^2 <= {r['target']:.3g}:")
+    for m in r["methods"]:
+        reached = "not reached" if m["rounds"] is None else f"{m['rounds']} rounds"
+        rounds = m["rounds"] or 1
+        print(f"  {m['name']:<10} {reached:>14}, {m['bits']:.4g} bits/client, {m['seconds']:.2f} s wall-clock "
+              f"({1e3 * m['seconds'] / rounds:.0f} ms/round, {m['bits'] / rounds / r['d']:.2f} bits/coord/round)")
+    print(f"  gain in bits {r['bits_gain']:.2f}x, gain in wall-clock {r['time_gain']:.2f}x, "
+          f"ratio {r['ratio']:.2f} (goal >= 0.80: {'MET' if r['ratio'] >= 0.8 else 'NOT MET'})")
+    wire = {m["name"]: m["bits"] / (8 * rate) for m in r["methods"]}  # each rank sends its client's bits once
+    print("  of which on the wire at the shaped rate: " + ", ".join(
+        f"{m['name']} {wire[m['name']]:.1f} s of {m['seconds']:.1f} s" for m in r["methods"])
+        + "; the rest is computation (gradients, encoding, checksums, decoding every client's message)")
+
+
+# ============================================================================ the ranks
+def _worker_main(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    if args.worker == "link":
+        from commpress.integrations.advise import measure_link
+
+        link = measure_link(args.world, master_addr=args.addr, master_port=args.port, rank=args.rank,
+                            sizes=(65536, 1024 * 1024, 4 * 1024 * 1024), repeat=3, timeout=300)
+        out = {"bandwidth": link.bandwidth, "latency": link.latency, "describe": link.describe()}
+    elif args.worker == "ddp":
+        out = _ddp_worker(args)
+    else:
+        out = _marina_worker(args)
+    Path(args.out).write_text(json.dumps(out))
+    return 0
+
+
+def _parse_method(spec: str) -> tuple[str, str | None]:
+    """'ef:block:s=7;block_size=256' -> ('ef', 'block:s=7,block_size=256'); 'allreduce' -> ('allreduce', None)."""
+    kind, _, compressor = spec.partition(":")
+    return kind, (compressor.replace(";", ",") or None)
+
+
+def _attach(model, spec: str, seed: int):
+    """Register the method's hook; returns the state (None for the baselines)."""
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+    from commpress.integrations import ddp as cpddp
+    from commpress.integrations.advise import compressor_from_spec
+
+    kind, compressor = _parse_method(spec)
+    if kind == "allreduce":
+        return None
+    if kind == "fp16":
+        model.register_comm_hook(None, default_hooks.fp16_compress_hook)
+        return None
+    return cpddp.register(model, compressor_from_spec(compressor), kind, seed=seed)
+
+
+def _ddp_worker(args: argparse.Namespace) -> dict:
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from commpress.integrations.advise import make_model
+
+    rank, world = args.rank, args.world
+    dist.init_process_group("gloo", init_method=f"tcp://{args.addr}:{args.port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=900))
+    try:
+        g = torch.Generator().manual_seed(args.seed)
+        means = torch.randn(10, 784, generator=g)  # 10 classes: Gaussian clusters around random means
+        results, target_loss = [], None
+        for spec in args.methods.split(","):
+            kind, compressor = _parse_method(spec)
+            model, _ = make_model(params=args.params, batch_size=args.batch_size, seed=args.seed)
+            ddp = DDP(model)
+            state = _attach(ddp, spec, args.seed)
+            opt = torch.optim.SGD(ddp.parameters(), lr=args.lr)
+            data = torch.Generator().manual_seed(args.seed * 1000 + rank)
+            warm = state.warmup_steps if state is not None else 2
+            times, losses, smooth, payload = [], [], None, 0
+            max_steps = args.steps if target_loss is None else args.max_steps
+            steps_to_loss = None
+            for step in range(max_steps):
+                y = torch.randint(0, 10, (args.batch_size,), generator=data)
+                x = means[y] + 2.0 * torch.randn(args.batch_size, 784, generator=data)
+                dist.barrier()
+                t0 = time.perf_counter()
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.cross_entropy(ddp(x), y)
+                loss.backward()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+                mean = loss.detach().reshape(1).clone()
+                dist.all_reduce(mean)
+                value = float(mean) / world
+                losses.append(value)
+                smooth = value if smooth is None else 0.7 * smooth + 0.3 * value
+                if state is not None and step >= warm:
+                    payload = state.traffic.last_payload_bytes
+                if target_loss is not None and steps_to_loss is None and smooth <= target_loss:
+                    steps_to_loss = step + 1
+                if step + 1 >= args.steps and (target_loss is None or steps_to_loss is not None):
+                    break
+            if target_loss is None:  # the first method (all-reduce) sets the loss target
+                target_loss = smooth
+                steps_to_loss = len(times)
+            n = sum(p.numel() for p in model.parameters())
+            if state is None:
+                payload = (4 if kind == "allreduce" else 2) * n
+            t = torch.tensor([statistics.median(times[warm:] or times)], dtype=torch.float64)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            row = {"method": spec, "compressor": compressor, "params": n, "bits": 8 * payload / n,
+                   "step": float(t), "time_to_steps": sum(times[: args.steps]),
+                   "loss_at_steps": _smoothed(losses[: args.steps]), "steps_to_loss": steps_to_loss,
+                   "time_to_loss": None if steps_to_loss is None else sum(times[:steps_to_loss]),
+                   "times": times, "losses": losses}
+            results.append(row)
+            if rank == 0:
+                print(f"  {spec}: {len(times)} steps, {1e3 * row['step']:.0f} ms/step, "
+                      f"{row['bits']:.3f} bits/coord, smoothed loss {smooth:.4f}", flush=True)
+            del ddp, model, opt, state
+        return {"methods": results, "params": results[0]["params"], "target_loss": target_loss}
+    finally:
+        dist.destroy_process_group()
+
+
+def _smoothed(losses: list[float]) -> float:
+    smooth = None
+    for value in losses:
+        smooth = value if smooth is None else 0.7 * smooth + 0.3 * value
+    return float("nan") if smooth is None else smooth
+
+
+def _banded_optimum(self):
+    """x* = Ā^{-1} b̄ for Ā = ᾱ T_d + β̄ I by a banded Cholesky solve, O(d).
+
+    A stand-in for ``TridiagonalQuadratic.optimum``, which builds the dense d x d sine basis
+    (8 TB at d = 10^6); the same value where both work (checked at small d by the benchmark).
+    """
+    import math
+
+    import numpy as np
+    import torch
+    from scipy.linalg import solveh_banded
+
+    if "opt" not in self._cache:
+        a, c, d = float(self.alpha.double().mean()), float(self.beta.double().mean()), self.d
+        ends = [a * 4 * math.sin(k * math.pi / (2 * (d + 1))) ** 2 + c for k in (1, d)]
+        if min(ends) <= 0.0:
+            self._cache["opt"] = None
+        else:
+            ab = np.empty((2, d))
+            ab[0, 0], ab[0, 1:], ab[1, :] = 0.0, -a, 2 * a + c
+            b_bar = self.b.double().mean(0).numpy()
+            x = torch.from_numpy(solveh_banded(ab, b_bar))
+            self._cache["opt"] = (float(-0.5 * (torch.from_numpy(b_bar) @ x)), x.to(self.dtype))
+    opt = self._cache["opt"]
+    return None if opt is None else (opt[0], opt[1].clone())
+
+
+def _patch_quadratic_optimum() -> None:
+    """Use :func:`_banded_optimum` (after checking it against the library's at d = 50)."""
+    import torch
+
+    from commpress import problems
+    from commpress.problems._quadratic_base import TridiagonalQuadratic
+
+    small = problems.make("quadratic", n_clients=3, dim=50, seed=1)
+    f_ref, x_ref = small.optimum()
+    f_new, x_new = _banded_optimum(problems.make("quadratic", n_clients=3, dim=50, seed=1))
+    if not (torch.allclose(x_new, x_ref, rtol=1e-8, atol=1e-10) and abs(f_new - f_ref) <= 1e-8 * abs(f_ref)):
+        raise RuntimeError("the banded optimum disagrees with TridiagonalQuadratic.optimum at d = 50")
+    TridiagonalQuadratic.optimum = _banded_optimum
+
+
+def _marina_worker(args: argparse.Namespace) -> dict:
+    """MARINA+CQ and GD on one quadratic through TorchDistNetwork (commpress.distributed's driver)."""
+    from commpress.distributed import Job, Session, execute
+
+    _patch_quadratic_optimum()
+
+    os.environ.update({"RANK": str(args.rank), "WORLD_SIZE": str(args.world), "MASTER_ADDR": args.addr})
+    problem = {"name": "quadratic", "n_clients": args.world, "dim": args.marina_dim, "noise_scale": 0.0, "seed": 0}
+    jobs = [("GD", Job(problem, "gd", iterations=args.marina_rounds, target=args.marina_target, record_every=5)),
+            ("MARINA+CQ", Job(problem, "marina", compressor="cq", iterations=args.marina_rounds,
+                              target=args.marina_target, stepsize_multiplier=args.marina_multiplier,
+                              record_every=5, params={"p": args.marina_p}))]
+    methods = []
+    for i, (name, job) in enumerate(jobs):
+        os.environ["MASTER_PORT"] = str(args.port + i)  # a fresh rendezvous per run
+        session = Session.from_env(timeout=900)
+        try:
+            h = execute(job, session).history
+        finally:
+            session.close()
+        if args.rank != 0:  # rank 0 holds the recorded curve
+            continue
+        reached = h.status == "target_reached"
+        row = {"name": name, "rounds": int(h.iterations[-1]) if reached else None, "bits": float(h.bits_up[-1]),
+               "seconds": float(h.wall_time[-1]), "status": h.status, "stepsize": h.stepsize,
+               "grad_norm_sq": float(h.grad_norm_sq[-1])}
+        methods.append(row)
+        if args.rank == 0:
+            print(f"  {name}: {h.status} after {int(h.iterations[-1])} rounds, {row['bits']:.4g} bits/client, "
+                  f"{row['seconds']:.1f} s", flush=True)
+    if args.rank != 0:
+        return {}
+    gd, marina = methods
+    bits_gain = gd["bits"] / marina["bits"]
+    time_gain = gd["seconds"] / marina["seconds"]
+    both = gd["rounds"] is not None and marina["rounds"] is not None
+    return {"d": args.marina_dim, "world": args.world, "target": args.marina_target, "methods": methods,
+            "bits_gain": bits_gain, "time_gain": time_gain, "ratio": time_gain / bits_gain if both else float("nan"),
+            "p": args.marina_p, "multiplier": args.marina_multiplier}
+
+
+# ============================================================================ arguments
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--world", type=int, default=2, help="ranks, one namespace each (default 2)")
+    p.add_argument("--rate", default="100mbit", help="tc netem rate of every rank's link (default 100mbit)")
+    p.add_argument("--delay", default="1ms", help="tc netem one-way delay (default 1ms)")
+    p.add_argument("--steps", type=int, default=12, help="steps per method, the fixed-steps target (default 12)")
+    p.add_argument("--max-steps", type=int, default=24,
+                   help="the other methods may run up to this many steps to reach the loss target (default 24)")
+    p.add_argument("--batch-size", type=int, default=8, help="per rank (default 8)")
+    p.add_argument("--params", type=int, default=10_000_000, help="MLP parameters (default 10^7)")
+    p.add_argument("--lr", type=float, default=0.003, help="SGD learning rate (default 0.003)")
+    p.add_argument("--methods", default=DEFAULT_METHODS,
+                   help=("comma-separated: allreduce, fp16 or HOOK:COMPRESSOR[:k=v;k=v] with HOOK one of mean, ef, ef21, "
+                         f"diana (default {DEFAULT_METHODS})"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--marina", choices=("auto", "no"), default="auto",
+                   help="MARINA+CQ vs GD on a quadratic (auto: when TorchDistNetwork exists)")
+    p.add_argument("--marina-rounds", type=int, default=600, help="round limit of the MARINA/GD runs (default 600)")
+    p.add_argument("--marina-dim", type=int, default=1_000_000, help="quadratic dimension d (default 10^6)")
+    p.add_argument("--marina-target", type=float, default=1.0,
+                   help="target ||grad f||^2 (default 1; it starts at 3.1e5 for d = 10^6)")
+    p.add_argument("--marina-p", type=float, default=0.1, help="MARINA's probability of a dense round (default 0.1)")
+    p.add_argument("--marina-multiplier", type=float, default=256.0,
+                   help="MARINA's stepsize multiplier over its theoretical stepsize (default 256: the best of "
+                        "16..1024 in bits to the target in the simulator)")
+    # internal: a rank
+    p.add_argument("--worker", choices=("link", "ddp", "marina"), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--addr", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

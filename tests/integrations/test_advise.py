@@ -1,0 +1,266 @@
+"""``commpress advise``: the step-time model on synthetic numbers, the measurements, the command."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from commpress.cli import main
+from commpress.errors import ConfigError, InputTypeError
+from commpress.integrations import advise as adv
+from commpress.integrations.advise import FP16, FP32, Candidate, Compute, Link
+
+MBIT = 1e6 / 8  # bytes/s of 1 Mbit/s
+
+
+# ------------------------------------------------------------------ the link model
+def test_ring_costs_on_synthetic_numbers():
+    link = Link(bandwidth=1e6, latency=1e-3)
+    # k = 4: all-reduce moves 2(k-1)/k = 1.5 B per rank and waits 2(k-1) = 6 hops per message
+    assert adv.allreduce_seconds(1e6, 4, link) == pytest.approx(6e-3 + 1.5)
+    assert adv.allreduce_seconds(1e6, 4, link, messages=3) == pytest.approx(18e-3 + 1.5)
+    # all-gather moves (k-1) B and waits (k-1) hops
+    assert adv.allgather_seconds(1e6, 4, link) == pytest.approx(3e-3 + 3.0)
+    # k = 2: one rank's B crosses the link once either way; k = 1: nothing to send
+    assert adv.allreduce_seconds(1e6, 2, link) == pytest.approx(adv.allgather_seconds(1e6, 2, link) + 1e-3)
+    assert adv.allreduce_seconds(1e6, 1, link) == adv.allgather_seconds(1e6, 1, link) == 0.0
+
+
+def _candidates(d=10_000_000, sign_codec=0.2, buckets=2):
+    return [
+        Candidate(FP32, 4 * d, 0.0, "all_reduce", buckets, overlap=True),
+        Candidate(FP16, 2 * d, 0.02, "all_reduce", buckets, overlap=True),
+        Candidate("sign", d / 8 + 8 * buckets, sign_codec, "all_gather", 2 * buckets),
+    ]
+
+
+COMPUTE = Compute(forward=0.03, backward=0.06, optimizer=0.01)
+
+
+def test_predict_adds_the_terms_of_each_candidate():
+    d, link = 10_000_000, Link(100 * MBIT, 1e-3)
+    preds = {p.name: p for p in adv.predict(_candidates(d), link=link, processes=2, compute=COMPUTE, d=d)}
+    fp32_comm = 2 * 2 * 1e-3 + 4 * d / link.bandwidth  # 2 buckets x 2(k-1) hops + B / beta
+    assert preds[FP32].comm == pytest.approx(fp32_comm)
+    # asynchronous all-reduce: the backward pass hides behind the (longer) communication
+    assert preds[FP32].step == pytest.approx(0.03 + fp32_comm + 0.01)
+    fp16_comm = 4e-3 + 2 * d / link.bandwidth
+    assert preds[FP16].step == pytest.approx(0.03 + fp16_comm + 0.01 + 0.02)
+    sign_comm = 4 * 1e-3 + (d / 8 + 16) / link.bandwidth  # 2 all-gathers per bucket, (k-1) = 1
+    assert preds["sign"].step == pytest.approx(COMPUTE.total + 0.2 + sign_comm)
+    assert preds["sign"].bits_per_coordinate == pytest.approx(1 + 128 / d)
+    assert preds["sign"].vs_fp32 == pytest.approx(preds[FP32].step / preds["sign"].step)
+    assert preds["sign"].vs_fp16 == pytest.approx(preds[FP16].step / preds["sign"].step)
+    # the headline: 1 bit per coordinate at 100 Mbit/s is > 5x faster than fp32 and > 2.5x than fp16
+    assert preds["sign"].vs_fp32 > 5 and preds["sign"].vs_fp16 > 2.5
+
+
+def test_overlap_hides_communication_shorter_than_backward():
+    link = Link(1e12, 0.0)  # almost free link: comm << backward
+    c = Candidate(FP32, 4e6, 0.0, "all_reduce", 1, overlap=True)
+    (p,) = adv.predict([c], link=link, processes=2, compute=COMPUTE, d=10**6)
+    assert p.step == pytest.approx(COMPUTE.total)
+    sync = Candidate(FP32, 4e6, 0.0, "all_reduce", 1, overlap=False)
+    (q,) = adv.predict([sync], link=link, processes=2, compute=COMPUTE, d=10**6)
+    assert q.step == pytest.approx(COMPUTE.total + q.comm) and q.step > p.step
+
+
+def test_predict_needs_the_fp32_reference():
+    with pytest.raises(ConfigError, match="fp32 all-reduce"):
+        adv.predict(_candidates()[1:], link=Link(1e8, 0.0), processes=2, compute=COMPUTE, d=10)
+
+
+def test_verdicts_on_a_slow_and_a_fast_link():
+    d = 10_000_000
+    slow = adv.predict(_candidates(d), link=Link(100 * MBIT, 1e-3), processes=2, compute=COMPUTE, d=d)
+    text = adv.verdict(slow)
+    assert text.startswith("compression pays: sign is fastest") and "faster than the fp16 hook" in text
+    fast = adv.predict(_candidates(d), link=Link(10e9 / 8 * 100, 1e-6), processes=2, compute=COMPUTE, d=d)
+    text = adv.verdict(fast, break_even=50 * MBIT)
+    assert text.startswith("on this link compression does not pay: fp32 all-reduce is fastest")
+    assert "the best compressor (sign)" in text and "below about 50 Mbit/s" in text
+    # in between, fp16's halved bytes win but sign's codec does not pay
+    mid = adv.predict(_candidates(d, sign_codec=2.0), link=Link(1e9 / 8, 1e-6), processes=2, compute=COMPUTE, d=d)
+    assert adv.verdict(mid).startswith("on this link compression beyond fp16 does not pay: the fp16 hook is fastest")
+
+
+def test_break_even_bandwidth_is_where_the_steps_cross():
+    cands = {c.name: c for c in _candidates()}
+    a, b = cands["sign"], cands[FP32]
+    bw = adv.break_even_bandwidth(a, b, latency=1e-3, processes=2, compute=COMPUTE)
+    assert bw is not None
+
+    def step(c, bandwidth):
+        link = Link(bandwidth, 1e-3)
+        return adv.predict([b, c] if c is not b else [b], link=link, processes=2, compute=COMPUTE, d=10**7)[-1].step
+
+    assert step(a, bw) == pytest.approx(step(b, bw), rel=1e-6)
+    assert step(a, bw / 2) < step(b, bw / 2)  # slower link: compression wins
+    assert step(a, bw * 2) > step(b, bw * 2)  # faster link: fp32 wins
+    # negative control: a compressor that is never faster (same bytes, extra codec) has no break-even
+    worse = Candidate("worse", b.payload_bytes, 0.1, "all_reduce", b.messages, overlap=True)
+    assert adv.break_even_bandwidth(worse, b, latency=1e-3, processes=2, compute=COMPUTE) is None
+
+
+# ------------------------------------------------------------------ fitting a link
+@pytest.mark.parametrize("k", [2, 4])
+def test_fit_link_recovers_the_link_that_made_the_timings(k):
+    truth = Link(bandwidth=3e8, latency=2e-4)
+    samples = [("all_reduce", b, adv.allreduce_seconds(b, k, truth)) for b in (4e3, 2.6e5, 4e6)]
+    samples += [("all_gather", b, adv.allgather_seconds(b, k, truth)) for b in (4e3, 2.6e5, 4e6)]
+    fit = adv.fit_link(samples, k)
+    assert fit.bandwidth == pytest.approx(truth.bandwidth, rel=1e-9)
+    assert fit.latency == pytest.approx(truth.latency, rel=1e-9)
+    # negative control: the same timings read as if from another number of ranks give another link
+    other = adv.fit_link(samples, k + 1)
+    assert not math.isclose(other.bandwidth, truth.bandwidth, rel_tol=1e-3)
+
+
+def test_fit_link_keeps_latency_nonnegative():
+    # timings exactly proportional to the bytes, minus a little: alpha would come out < 0
+    samples = [("all_gather", b, b / 1e8 - 1e-6) for b in (1e5, 1e6, 1e7)]
+    fit = adv.fit_link(samples, 2)
+    assert fit.latency == 0.0 and fit.bandwidth == pytest.approx(1e8, rel=1e-2)
+
+
+@pytest.mark.parametrize("samples,match", [
+    ([("all_reduce", 1e3, 1e-3)], "at least two"),
+    ([("broadcast", 1e3, 1e-3), ("all_reduce", 1e6, 1e-2)], "unknown collective"),
+    ([("all_reduce", 1e3, 0.0), ("all_reduce", 1e6, 1e-2)], "> 0 s"),
+])
+def test_fit_link_rejects_bad_samples(samples, match):
+    with pytest.raises(ConfigError, match=match):
+        adv.fit_link(samples, 2)
+
+
+# ------------------------------------------------------------------ units
+@pytest.mark.parametrize("text,expected", [
+    ("100Mbit", 12.5e6), ("100mbit", 12.5e6), ("1Gbit", 1.25e8), ("1.5 gbit", 1.875e8), ("800kbit", 1e5),
+    ("50MB/s", 5e7), ("2mbps", 2e6), ("1MiB/s", 1024**2), ("1e3bit", 125.0),
+])
+def test_parse_bandwidth(text, expected):
+    assert adv.parse_bandwidth(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text,expected", [("1ms", 1e-3), ("50us", 5e-5), ("0.2s", 0.2), ("0ms", 0.0), ("10 ns", 1e-8)])
+def test_parse_latency(text, expected):
+    assert adv.parse_latency(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("fn,text,match", [
+    (adv.parse_bandwidth, "100", "no unit"),
+    (adv.parse_bandwidth, "100Mbits", "unknown bandwidth unit 'mbits'"),
+    (adv.parse_bandwidth, "fast", "cannot read"),
+    (adv.parse_bandwidth, "0Mbit", "positive"),
+    (adv.parse_latency, "1", "no unit"),
+    (adv.parse_latency, "1 day", "unknown latency unit"),
+])
+def test_units_errors_say_what_to_write(fn, text, match):
+    with pytest.raises(ConfigError, match=match):
+        fn(text)
+
+
+def test_link_rejects_nonsense():
+    with pytest.raises(ConfigError, match="bandwidth"):
+        Link(0.0, 1e-3)
+    with pytest.raises(ConfigError, match="latency"):
+        Link(1e6, -1.0)
+
+
+# ------------------------------------------------------------------ models, buckets, measurements
+def test_ddp_buckets_follow_ddp_rules():
+    # reverse order, the first bucket closes at 6 bytes, the others at 10
+    assert adv.ddp_buckets([5, 5, 5, 5], element_size=1, first_bucket_bytes=6, bucket_cap_bytes=10) == [10, 10]
+    assert adv.ddp_buckets([3, 100, 2], element_size=1, first_bucket_bytes=6, bucket_cap_bytes=10) == [102, 3]
+    # the 10^7-parameter MLP: a 1 MiB-or-more first bucket, then the rest (checked against DDP's rebuild)
+    sizes = [784 * 2800, 2800, 2800 * 2800, 2800, 28000, 10]
+    assert adv.ddp_buckets(sizes) == [28010 + 2800 * 2800 + 2800, 784 * 2800 + 2800]
+
+
+def test_make_model_sizes_and_leaves_the_global_rng_alone():
+    state = torch.random.get_rng_state()
+    model, (x, y) = adv.make_model(params=200_000, batch_size=4)
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - 200_000) / 200_000 < 0.01
+    assert model(x).shape == (4, 10) and y.shape == (4,)
+    cnn, (xc, _) = adv.make_model("cnn", batch_size=2)
+    assert cnn(xc).shape == (2, 10)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with pytest.raises(ConfigError, match="unknown model"):
+        adv.make_model("rnn")
+    with pytest.raises(InputTypeError):
+        adv.make_model(params=1e5)
+
+
+def test_measurements_are_positive_and_payloads_exact():
+    import commpress as cp
+
+    model, batch = adv.make_model("mlp", hidden=32, batch_size=8)
+    c = adv.measure_compute(model, batch, repeat=2, threads=1)
+    assert c.forward > 0 and c.backward > 0 and c.optimizer > 0
+    buckets = [1000, 3000]
+    cands = {x.name: x for x in adv.measure_candidates(["sign", "identity", "qsgd:s=7"], buckets, 3, repeat=1)}
+    assert cands[FP32].payload_bytes == 4 * 4000 and cands[FP32].messages == 2
+    assert cands[FP16].payload_bytes == 2 * 4000
+    sign = cp.compressors.make("sign")
+    exact = sum(len(sign.encode(torch.ones(1, b), 0, clients=[0], n=3)[0]) + 8 for b in buckets)
+    assert cands["sign"].payload_bytes == exact and cands["sign"].collective == "all_gather"
+    assert cands["sign"].messages == 4  # a length word and a payload per bucket
+    assert cands["identity"].collective == "all_reduce" and cands["identity"].payload_bytes == 4 * (4000 + 2)
+    assert all(x.codec_seconds > 0 for name, x in cands.items() if name != FP32)
+
+
+def test_compressor_specs():
+    assert adv.compressor_from_spec("qsgd:s=7").params()["s"] == 7
+    assert adv.compressor_from_spec("cq:levels=15,range=norm").params() == {"levels": 15, "range": "norm"}
+    with pytest.raises(ConfigError, match="key=value"):
+        adv.compressor_from_spec("qsgd:7")
+
+
+def test_measure_link_between_two_local_processes():
+    link = adv.measure_link(2, sizes=(1024, 262144), repeat=2, timeout=60)
+    assert link.bandwidth > 1e6 and link.latency < 0.1  # loopback: far above 8 Mbit/s
+    assert link.source.startswith("measured")
+
+
+# ------------------------------------------------------------------ the command
+def test_cli_on_a_slow_what_if_link(capsys):
+    argv = ["advise", "--bandwidth", "100Mbit", "--latency", "1ms", "--model-params", "2e5",
+            "--compressors", "sign,qsgd:s=7", "--repeat", "1", "--threads", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "link: 100 Mbit/s, latency 1.0 ms (given: --bandwidth 100Mbit --latency 1ms); 2 processes" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "method" not in line]
+    assert sorted(r.split("|")[1].strip() for r in rows) == sorted([FP32, FP16, "sign", "qsgd:s=7"])
+    assert "verdict: compression pays: sign is fastest" in out
+
+
+def test_cli_says_plainly_when_compression_does_not_pay(capsys):
+    argv = ["advise", "--bandwidth", "400Gbit", "--latency", "0us", "--model", "mlp", "--hidden", "64",
+            "--compressors", "sign", "--repeat", "1", "--threads", "1", "--processes", "4"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "verdict: on this link compression does not pay: fp32 all-reduce is fastest" in out
+    assert "4 processes" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--bandwidth", "100Mbit"], "--bandwidth and --latency together"),
+    (["--bandwidth", "100", "--latency", "1ms"], "has no unit"),
+    (["--bandwidth", "1Gbit", "--latency", "1ms", "--processes", "1"], "--processes must be >= 2"),
+    (["--bandwidth", "1Gbit", "--latency", "1ms", "--compressors", "nosuch"], "nosuch"),
+    (["--master-addr", "10.0.0.1"], "--rank"),
+])
+def test_cli_errors_in_one_line(capsys, argv, message):
+    assert main(["advise", *argv, "--model", "mlp", "--hidden", "8", "--repeat", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_help_has_an_example(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["advise", "--help"])
+    assert info.value.code == 0
+    assert "commpress advise --bandwidth 100Mbit --latency 1ms" in capsys.readouterr().out
