@@ -9,7 +9,7 @@ from commpress.errors import CommpressError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from commpress.cli import advise, config, dme, listing, plot, run
+    from commpress.cli import advise, config, dme, listing, plot, reproduce, run
 
     parser = argparse.ArgumentParser(
         prog="commpress",
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, config, plot, dme, listing, advise):
+    for module in (run, config, plot, dme, listing, advise, reproduce):
         module.add_parser(sub)
     return parser
 
