@@ -60,7 +60,6 @@ def test_cq_logreg_quick_runs(tmp_path):
     assert results.panel("splice").problem().n == 16 and results.panel("splice").problem().d == 60
 
 
-@pytest.mark.slow
 def test_cq_permk_quick_runs(tmp_path):
     out = tmp_path / "cq-permk"
     results, claims = reproductions.run("cq-permk", quick=True, out=out, quiet=True)
@@ -69,7 +68,6 @@ def test_cq_permk_quick_runs(tmp_path):
     assert used["b=2: p used"] == pytest.approx(used["b=2: p* formula"], abs=1e-5)  # the TOML's p is the rule's
 
 
-@pytest.mark.slow
 def test_cq_weighted_quick_runs(tmp_path):
     out = tmp_path / "cq-weighted"
     results, claims = reproductions.run("cq-weighted", quick=True, out=out, quiet=True)
