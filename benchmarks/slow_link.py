@@ -209,9 +209,12 @@ def main(argv: list[str] | None = None) -> int:
             link = _launch(ns, args, "link", Path(tmp), port, procs)[0]
             print(f"advise link probe across the namespaces: {link['describe']} "
                   f"(tc: rate {args.rate}, delay {args.shaped_delay or 'none added'})")
-            rows = _launch(ns, args, "ddp", Path(tmp), port + 2, procs)
-            _report_ddp(args, rows, link)
-            if _marina_wanted(args):
+            if args.parts in ("all", "ddp"):
+                rows = _launch(ns, args, "ddp", Path(tmp), port + 2, procs)
+                _report_ddp(args, rows, link)
+            if args.parts == "ddp":
+                pass
+            elif _marina_wanted(args):
                 res = _launch(ns, args, "marina", Path(tmp), port + 10, procs)
                 from commpress.integrations.advise import parse_bandwidth
 
@@ -331,7 +334,10 @@ def _report_marina(r: dict, rate: float) -> None:
 def _worker_main(args: argparse.Namespace) -> int:
     import torch
 
+    from commpress._malloc import keep_freed_memory
+
     torch.set_num_threads(1)
+    keep_freed_memory()  # as commpress's own workers do: large buffers reused, not page-faulted each step
     if args.worker == "link":
         from commpress.integrations.advise import measure_link
 
@@ -444,53 +450,9 @@ def _smoothed(losses: list[float]) -> float:
     return float("nan") if smooth is None else smooth
 
 
-def _banded_optimum(self):
-    """x* = Ā^{-1} b̄ for Ā = ᾱ T_d + β̄ I by a banded Cholesky solve, O(d).
-
-    A stand-in for ``TridiagonalQuadratic.optimum``, which builds the dense d x d sine basis
-    (8 TB at d = 10^6); the same value where both work (checked at small d by the benchmark).
-    """
-    import math
-
-    import numpy as np
-    import torch
-    from scipy.linalg import solveh_banded
-
-    if "opt" not in self._cache:
-        a, c, d = float(self.alpha.double().mean()), float(self.beta.double().mean()), self.d
-        ends = [a * 4 * math.sin(k * math.pi / (2 * (d + 1))) ** 2 + c for k in (1, d)]
-        if min(ends) <= 0.0:
-            self._cache["opt"] = None
-        else:
-            ab = np.empty((2, d))
-            ab[0, 0], ab[0, 1:], ab[1, :] = 0.0, -a, 2 * a + c
-            b_bar = self.b.double().mean(0).numpy()
-            x = torch.from_numpy(solveh_banded(ab, b_bar))
-            self._cache["opt"] = (float(-0.5 * (torch.from_numpy(b_bar) @ x)), x.to(self.dtype))
-    opt = self._cache["opt"]
-    return None if opt is None else (opt[0], opt[1].clone())
-
-
-def _patch_quadratic_optimum() -> None:
-    """Use :func:`_banded_optimum` (after checking it against the library's at d = 50)."""
-    import torch
-
-    from commpress import problems
-    from commpress.problems._quadratic_base import TridiagonalQuadratic
-
-    small = problems.make("quadratic", n_clients=3, dim=50, seed=1)
-    f_ref, x_ref = small.optimum()
-    f_new, x_new = _banded_optimum(problems.make("quadratic", n_clients=3, dim=50, seed=1))
-    if not (torch.allclose(x_new, x_ref, rtol=1e-8, atol=1e-10) and abs(f_new - f_ref) <= 1e-8 * abs(f_ref)):
-        raise RuntimeError("the banded optimum disagrees with TridiagonalQuadratic.optimum at d = 50")
-    TridiagonalQuadratic.optimum = _banded_optimum
-
-
 def _marina_worker(args: argparse.Namespace) -> dict:
     """MARINA+CQ and GD on one quadratic through TorchDistNetwork (commpress.distributed's driver)."""
     from commpress.distributed import Job, Session, execute
-
-    _patch_quadratic_optimum()
 
     os.environ.update({"RANK": str(args.rank), "WORLD_SIZE": str(args.world), "MASTER_ADDR": args.addr})
     problem = {"name": "quadratic", "n_clients": args.world, "dim": args.marina_dim, "noise_scale": 0.0, "seed": 0}
@@ -543,6 +505,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=("comma-separated: allreduce, fp16 or HOOK:COMPRESSOR[:k=v;k=v] with HOOK one of mean, ef, ef21, "
                          f"diana (default {DEFAULT_METHODS})"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parts", choices=("all", "ddp", "marina"), default="all",
+                   help="run the DDP comparison, the MARINA+CQ vs GD comparison or both (default all)")
     p.add_argument("--marina", choices=("auto", "no"), default="auto",
                    help="MARINA+CQ vs GD on a quadratic (auto: when TorchDistNetwork exists)")
     p.add_argument("--marina-rounds", type=int, default=600, help="round limit of the MARINA/GD runs (default 600)")

@@ -6,23 +6,25 @@ The key is
 
     k = SM(SM(SM(seed) xor FNV1a64(tag)) xor (c + 1))        (all arithmetic mod 2^64)
 
-with SM the splitmix64 finaliser, and a CPU ``torch.Generator`` is seeded with ``k mod 2^63``.
-Draws are made on the CPU and moved to the device afterwards (CUDA generators give other
-numbers, which would break simulator == distributed equality).
+with SM the splitmix64 finaliser. Shared draws (permutations, shifts, coins) come from a CPU
+``torch.Generator`` seeded with ``k mod 2^63`` (or :func:`shared_integers`, NumPy's PCG64 seeded
+with the same key). Draws are made on the CPU and moved to the device afterwards (CUDA
+generators give other numbers, which would break simulator == distributed equality).
 
-Private draws for a *batch* of clients are made as one matrix: ``private_rand(seed, tag, n,
-shape, clients)`` draws the ``(n, *shape)`` matrix from the stream ``(seed, tag, -2)`` and returns
-the rows ``clients``. Row ``i`` is a pure function of (seed, tag, n, shape, i), never of the
-position of a client in the batch, so any process computes exactly its own clients' draws.
-It costs one vectorised draw for the whole population (no Python loop over clients); a process
-that holds only a few of many clients pays for all n rows, which is cheap next to the
-gradient it compresses.
+Private draws for a *batch* of clients (:func:`private_rand`, :func:`private_words`) are rows of
+one matrix read from the counter-like PCG64 stream (seed, tag, -2): row ``i`` is the block of
+words ``[i W, (i + 1) W)``. Row ``i`` is a pure function of (seed, tag, shape, i), never of ``n``
+or of the position of a client in the batch, so any process computes exactly its own clients'
+draws. The full batch is one vectorised draw (no Python loop over clients), and a process
+holding a contiguous block of clients jumps to its block (``PCG64.advance``, O(log)) and draws
+only its rows.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 _MASK64 = (1 << 64) - 1
@@ -70,6 +72,66 @@ def shared_generator(seed: int, tag: str) -> torch.Generator:
     return generator(seed, tag, -1)
 
 
+def _pcg64(seed: int, tag: str, client: int, skip: int = 0) -> np.random.PCG64:
+    """A PCG64 bit generator for stream (seed, tag, client), advanced by ``skip`` 64-bit words."""
+    bits = np.random.PCG64(stream_key(seed, tag, client))
+    if skip:
+        bits.advance(skip)
+    return bits
+
+
+def _row_runs(clients: torch.Tensor) -> list[tuple[int, int]]:
+    """``clients`` as runs ``(first, count)`` of consecutive indices, in their order."""
+    c = clients.reshape(-1).tolist()
+    runs: list[tuple[int, int]] = []
+    for i in c:
+        if runs and i == runs[-1][0] + runs[-1][1]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((i, 1))
+    return runs
+
+
+def _private_block(seed: int, tag: str, n: int, clients: torch.Tensor | None, words: int, draw) -> np.ndarray:
+    """Rows of the private matrix of stream (seed, tag): row i occupies words ``[i W, (i + 1) W)``.
+
+    ``draw(bit_generator, rows)`` returns ``(rows, ...)`` values from the next ``rows * W`` words.
+    A batch of consecutive clients costs one draw after one O(log) jump (``PCG64.advance``); a
+    batch with more than :data:`_MAX_RUNS` runs draws the rows from its smallest to its largest
+    client once and selects.
+    """
+    if clients is None:
+        return draw(_pcg64(seed, tag, -2), n)
+    runs = _row_runs(clients)
+    if not runs:
+        return draw(_pcg64(seed, tag, -2), 0)
+    if len(runs) <= _MAX_RUNS:
+        parts = [draw(_pcg64(seed, tag, -2, first * words), count) for first, count in runs]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    idx = clients.reshape(-1).numpy()
+    first = int(idx.min())
+    block = draw(_pcg64(seed, tag, -2, first * words), int(idx.max()) - first + 1)
+    return block[idx - first]
+
+
+#: A private draw for a batch of at most this many runs of consecutive clients jumps to each run.
+_MAX_RUNS = 4
+_F32_SCALE = np.float32(2.0**-24)
+
+
+def private_words(seed: int, tag: str, n: int, words: int, clients: torch.Tensor | None) -> torch.Tensor:
+    """Full-range 64-bit random words, row i = client i's ``words`` private words: ``(rows, words)`` int64.
+
+    Row i is words ``[i W, (i + 1) W)`` of the PCG64 stream (seed, tag, -2) (W = ``words``): a pure
+    function of (seed, tag, W, i), whatever ``n`` and whichever other rows are drawn.
+    """
+    def draw(bits: np.random.PCG64, rows: int) -> np.ndarray:
+        return bits.random_raw(rows * words).reshape(rows, words)
+
+    out = _private_block(seed, tag, n, clients, words, draw)
+    return torch.from_numpy(np.ascontiguousarray(out).view(np.int64))
+
+
 def private_rand(
     seed: int,
     tag: str,
@@ -81,19 +143,53 @@ def private_rand(
     """Uniform [0, 1) draws, row i = client i's private draws of the round.
 
     Returns ``(len(clients), *shape)`` (or ``(n, *shape)`` when ``clients`` is None), on the CPU.
+
+    Definition (``m = prod(shape)`` values per row, from the PCG64 stream (seed, tag, -2); row i
+    is a pure function of (seed, tag, shape, dtype, i)):
+
+    - float64: row i is words ``[i m, (i + 1) m)``, each word w giving ``(w >> 11) 2^-53``
+      (53 random bits: NumPy's ``Generator.random``);
+    - float32 (and lower precisions, converted from it and kept below 1): row i is words
+      ``[i W, (i + 1) W)``, ``W = ceil(m / 2)``, each word giving two 32-bit halves (low half
+      first) and each half h giving ``(h >> 8) 2^-24``.
+
+    A process holding a contiguous block of clients draws only its rows (one jump ahead in the
+    stream, O(log)), not the whole ``(n, m)`` matrix. Measured: 2.2 ns per float64 and
+    1.5 ns per float32 value on one core, against 4-7 and 4.5 ns for ``torch.rand``.
     """
-    g = generator(seed, tag, -2)
-    full = torch.rand((n, *shape), generator=g, dtype=dtype)
-    return full if clients is None else full[clients]
+    m = math.prod(shape)
+    if dtype == torch.float64:
+        def draw(bits: np.random.PCG64, rows: int) -> np.ndarray:
+            return np.random.Generator(bits).random(rows * m).reshape(rows, m)
+
+        out = torch.from_numpy(_private_block(seed, tag, n, clients, m, draw))
+    else:
+        if not dtype.is_floating_point:
+            raise TypeError(f"private_rand draws floating uniforms; got dtype {dtype}.")
+        words = (m + 1) // 2
+
+        def draw(bits: np.random.PCG64, rows: int) -> np.ndarray:
+            halves = bits.random_raw(rows * words).view(np.uint32).reshape(rows, 2 * words)
+            if 2 * words != m:
+                halves = halves[:, :m]
+            return (halves >> np.uint32(8)).astype(np.float32) * _F32_SCALE
+
+        out = torch.from_numpy(_private_block(seed, tag, n, clients, words, draw))
+        if dtype != torch.float32:
+            below_one = 1.0 - torch.finfo(dtype).eps / 2
+            out = out.to(dtype).clamp_(max=below_one)
+    return out.reshape(out.shape[0], *shape)
 
 
-def private_randint(
-    seed: int, tag: str, n: int, high: int, shape: tuple[int, ...], clients: torch.Tensor | None
-) -> torch.Tensor:
-    """Integers in [0, high), row i = client i's private draws (see :func:`private_rand`)."""
-    g = generator(seed, tag, -2)
-    full = torch.randint(0, high, (n, *shape), generator=g)
-    return full if clients is None else full[clients]
+def shared_integers(seed: int, tag: str, high: int, size: int) -> torch.Tensor:
+    """``size`` integers uniform on {0..high-1} from the shared stream (seed, tag, -1), in the
+    smallest integer dtype that holds them (NumPy's ``Generator.integers`` on PCG64, unbiased:
+    Lemire's method). 1.5 ns per value on one core, against 2.6 ns for ``torch.randint``."""
+    if high < 1:
+        raise ValueError(f"shared_integers needs high >= 1; got {high}.")
+    kind = np.int8 if high <= 2**7 else np.int16 if high <= 2**15 else np.int32 if high <= 2**31 else np.int64
+    gen = np.random.Generator(_pcg64(seed, tag, -1))
+    return torch.from_numpy(gen.integers(0, high, size, dtype=kind))
 
 
 def private_randperm_topk(
@@ -114,9 +210,8 @@ def private_subset_mask(
 ) -> torch.Tensor:
     """For each client a uniformly random k-subset of range(d) as a ``(rows, d)`` bool mask (k True per row).
 
-    Definition (a pure function of (seed, tag, n, d, k, client)): the ``(n, ceil(d/2))`` matrix of
-    full-range 64-bit words drawn with ``Tensor.random_`` from the stream ``(seed, tag, -2)`` is
-    read as int32 keys, row i's first d keys belonging to client i; the subset is the k smallest
+    Definition (a pure function of (seed, tag, d, k, client)): client i's ``ceil(d/2)`` private
+    64-bit words (:func:`private_words`) are read as int32 keys, its first d keys; the subset is the k smallest
     keys, ties broken by the lower index (``k == d``: everything, nothing drawn). Exactly uniform
     up to ties: the total-variation distance to the uniform k-subset is at most the chance that
     another key equals the k-th smallest, below ``d / 2^32`` (2.4e-4 at d = 2^20). (float32
@@ -136,10 +231,7 @@ def private_subset_mask(
     if k >= d:
         rows = n if clients is None else int(clients.numel())
         return torch.ones(rows, d, dtype=torch.bool)
-    words = torch.empty(n, (d + 1) // 2, dtype=torch.int64).random_(-(2**63), None, generator=generator(seed, tag, -2))
-    if clients is not None:
-        words = words[clients]
-    keys = words.view(torch.int32)
+    keys = private_words(seed, tag, n, (d + 1) // 2, clients).view(torch.int32)
     return _smallest_keys_mask(keys if keys.shape[1] == d else keys[:, :d], k)
 
 

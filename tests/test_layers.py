@@ -12,7 +12,7 @@ from pathlib import Path
 import commpress
 
 ROOT = Path(commpress.__file__).parent
-COMMON = {"errors", "_rng", "_checks", "_registry", "_loop"}
+COMMON = {"errors", "_rng", "_checks", "_registry", "_loop", "_malloc"}
 ALLOWED = {
     "wire": set(),
     "compressors": {"wire"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from commpress._malloc import keep_freed_memory
 from commpress.errors import CommpressError
 
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    keep_freed_memory()  # the command owns its process: reuse large buffers (commpress._malloc)
     try:
         return int(args.func(args) or 0)
     except CommpressError as err:

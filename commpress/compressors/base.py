@@ -141,7 +141,8 @@ class Compressor:
         for fields, idx in self._layout(ctx, message):
             if idx.numel() == 0:
                 continue
-            part = {k: v[idx.to(v.device)] for k, v in message.items()}
+            every_row = int(idx.numel()) == ctx.rows and torch.equal(idx, torch.arange(ctx.rows))
+            part = message if every_row else {k: v[idx.to(v.device)] for k, v in message.items()}
             packed = pack_rows(fields, part, int(idx.numel()))
             width = packed.shape[1]
             flat = packed.numpy().tobytes()
@@ -197,8 +198,12 @@ class Compressor:
                     )
             data = torch.frombuffer(bytearray(b"".join(bytes(payloads[r]) for r in rows_idx)), dtype=torch.uint8)
             parsed = unpack_rows(fields, data.reshape(len(rows_idx), width))
+            every_row = len(layout) == 1 and torch.equal(idx, torch.arange(rows))
             for f in fields:
                 values = parsed[f.name]
+                if every_row and f.count >= 1:  # one layout for all rows: the parsed field is the message
+                    message[f.name] = values
+                    continue
                 if f.name not in message:
                     message[f.name] = torch.zeros(rows, max(f.count, 1), dtype=values.dtype)
                 target = message[f.name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from commpress._rng import private_rand, shared_generator
+from commpress._rng import private_rand, shared_generator, shared_integers
 from commpress.compressors._range_quantizer import RangeQuantizer
 from commpress.compressors.base import CompressorTheory, Context
 from commpress.compressors.registry import register
@@ -16,12 +16,12 @@ def correlated_thresholds(
     r"""CQ's thresholds :math:`U_{ij} = ((\sigma_i + h_j) \bmod n + \gamma_{ij}) / n` for the given rows.
 
     Draw order: :math:`\sigma` = ``randperm(n)`` on the shared stream ``tag + "/sigma"``;
-    :math:`h` = ``randint(0, n, (d,))`` on ``tag + "/shift"``; :math:`\gamma` = the private (n, d)
+    :math:`h` = :func:`~commpress._rng.shared_integers` ``(n, d)`` on ``tag + "/shift"``; :math:`\gamma` = the private (n, d)
     uniform matrix of ``tag + "/gamma"``. Computed as ``frac((gamma + sigma_i + h_j) / n)``,
     which equals the formula because :math:`\sigma_i + h_j + \gamma_{ij} < 2n`.
     """
     sigma = torch.randperm(n, generator=shared_generator(seed, f"{tag}/sigma")).to(dtype)
-    shift = torch.randint(0, n, (d,), generator=shared_generator(seed, f"{tag}/shift")).to(dtype)
+    shift = shared_integers(seed, f"{tag}/shift", n, d).to(dtype)
     gamma = private_rand(seed, f"{tag}/gamma", n, (d,), rows, dtype=dtype)
     sig = sigma if rows is None else sigma[rows]
     return stratified_thresholds_(gamma, sig, shift.unsqueeze(0), n)

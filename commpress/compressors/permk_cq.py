@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from commpress._rng import private_rand, shared_generator
+from commpress._rng import private_rand, shared_generator, shared_integers
 from commpress.compressors._blocks import group_sizes, group_starts, locate
 from commpress.compressors._checks import check_choice, check_int
 from commpress.compressors.base import (
@@ -38,7 +38,7 @@ class PermKCQ(Compressor):
     (``range="full"``), float32 rounded up, and CQ's thresholds inside the block
     :math:`U_{ij} = (((\rho_i + h_j) \bmod q_g) + \gamma_{ij})/q_g` (the rule of
     :func:`commpress.compressors.cq.stratified_thresholds_`). Draw order: :math:`\sigma`,
-    :math:`\tau`, then the shared :math:`h = ` ``randint(0, L, (d,))`` on ``"permk+cq/shift"``
+    :math:`\tau`, then the shared :math:`h \in \{0..L-1\}^d` (:func:`~commpress._rng.shared_integers`) on ``"permk+cq/shift"``
     with :math:`L = \lceil n/b\rceil\lfloor n/b\rfloor` (so :math:`h_j \bmod q_g` is exactly uniform),
     indexed by coordinate; private :math:`\gamma` = the ``(n, ceil(d/b))`` uniform matrix of
     ``"permk+cq/gamma"``, client i using the first :math:`|S_g|` entries of its row in the
@@ -123,7 +123,7 @@ class PermKCQ(Compressor):
     def _thresholds(self, ctx: Context, plan: dict[str, torch.Tensor]) -> torch.Tensor:
         n, d, b = ctx.n, ctx.d, self._b(ctx.n, ctx.d)
         L = math.lcm(-(-n // b), n // b)
-        h = torch.randint(0, L, (d,), generator=shared_generator(ctx.seed, "permk+cq/shift"))
+        h = shared_integers(ctx.seed, "permk+cq/shift", L, d).long()
         shifts_g = torch.remainder(h[plan["idx_g"]], group_sizes(n, b).unsqueeze(1)).to(ctx.dtype)  # (b, kmax)
         gamma = private_rand(ctx.seed, "permk+cq/gamma", n, (plan["idx_g"].shape[1],),
                              None if ctx.is_full else ctx.clients, dtype=ctx.dtype)

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from commpress._malloc import keep_freed_memory
+
 RESULT = "result.pt"
 
 
@@ -58,6 +60,7 @@ def run_from_dict(data: dict[str, Any]):
 def main(job_file: str) -> int:
     """Run the jobs of ``job_file`` as the rank given by the environment; returns the exit code."""
     torch.set_num_threads(1)
+    keep_freed_memory()  # reuse large buffers across rounds instead of page-faulting them anew
     folder = Path(job_file).parent
     rank = int(os.environ.get("RANK", "-1"))
     session = None

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from commpress._malloc import keep_freed_memory
 from commpress.distributed import DEFAULT_TIMEOUT, Job, Session, execute
 from commpress.distributed._worker import plain
 from commpress.errors import DistributedError
@@ -73,6 +74,7 @@ def run_sweep(config: Any = None, *, out: str | Path | None = None, quiet: bool 
     others None. ``checkpoint_every=None`` (or 0): no checkpoints.
     """
     torch.set_num_threads(1)  # every replica computes the server's update identically (and like the simulator)
+    keep_freed_memory()  # this process is a rank: reuse large buffers across rounds (commpress._malloc)
     own = session is None
     session = Session.from_env(timeout) if own else session
     every = checkpoint_every or None

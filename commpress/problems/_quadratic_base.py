@@ -13,6 +13,14 @@ from commpress.problems._quadform import dense_constants, tridiag_constants, tri
 from commpress.problems.base import Problem, Smoothness, _check_batch
 
 
+def _take(T: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``T[rows]``, as a view when the rows are consecutive (no copy of the (rows, d) block)."""
+    k = rows.numel()
+    if k and int(rows[-1]) - int(rows[0]) == k - 1 and bool((rows.diff() == 1).all()):
+        return T[int(rows[0]) : int(rows[0]) + k]
+    return T[rows]
+
+
 class _Quadratic(Problem):
     """Common oracles: the Hessian action is left to :meth:`_hess` (rows of A_i times x)."""
 
@@ -31,7 +39,14 @@ class _Quadratic(Problem):
         x = self._point(x, self.n if rows is None else rows.numel())
         return self._full_point(x, rows), (lambda T: T if rows is None else T[rows])
 
+    #: True when row i of :meth:`_hess` is made of elementwise operations on row i alone, so that
+    #: computing only some rows gives the full call's rows bit for bit: subsets then cost their rows.
+    _rowwise_hess: bool = False
+
     def client_grads(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
+        rows = self._rows(clients)
+        if self._rowwise_hess and rows is not None:
+            return self._hess(self._point(x, rows.numel()), rows).sub_(_take(self.b, rows))
         xf, sel = self._all(x, clients)
         return sel(self._hess(xf, None) - self.b)
 
@@ -163,10 +178,16 @@ class TridiagonalQuadratic(_Quadratic):
         y[..., 1:] -= x[..., :-1]
         return y
 
+    _rowwise_hess = True  # alpha_i T x + beta_i x: elementwise per row
+
     def _hess(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         alpha = self.alpha if rows is None else self.alpha[rows]
         beta = self.beta if rows is None else self.beta[rows]
-        return alpha[:, None] * self._T(x) + beta[:, None] * x
+        Tx = self._T(x)  # a fresh tensor: scaled in place when it has the output's shape
+        if Tx.dim() == 1 and alpha.numel() == 1:
+            Tx = Tx.unsqueeze(0)
+        out = Tx.mul_(alpha[:, None]) if Tx.dim() == 2 else alpha[:, None] * Tx
+        return out.add_(beta[:, None] * x)  # (alpha_i T x) + (beta_i x), each product rounded once
 
     def matrices(self) -> torch.Tensor:
         """The dense ``(n, d, d)`` matrices A_i (for checks; O(n d^2) memory)."""

@@ -35,7 +35,8 @@ def _bytes_of(field: Field, values: torch.Tensor) -> torch.Tensor:
 def _bits_of(field: Field, values: torch.Tensor) -> torch.Tensor:
     """Most-significant-bit-first bits of every entry: (rows, count * width) uint8."""
     if field.kind is Kind.UINT and field.width <= 8:
-        raw = values.to(torch.uint8)  # codes below 2^8: stay in bytes, no int64 detour
+        # codes below 2^8: stay in bytes, no int64 detour (bools are bytes already: a view)
+        raw = values.view(torch.uint8) if values.dtype == torch.bool else values.to(torch.uint8)
         if field.width == 1:
             return raw
         shifts = torch.arange(field.width - 1, -1, -1, dtype=torch.uint8)
