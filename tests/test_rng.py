@@ -63,12 +63,22 @@ def test_uniforms_lie_in_the_unit_interval_and_are_uniform():
         assert abs(float(u.mean()) + 0.01 - 0.5) <= 5 * math.sqrt(1 / 12 / N)
 
 
-def test_shared_integers_are_uniform_in_range_in_a_small_dtype_and_identical_everywhere():
-    h = _rng.shared_integers(9, "s", 5, 100_000)
-    assert h.dtype == torch.int8 and int(h.min()) == 0 and int(h.max()) == 4
-    assert torch.equal(h, _rng.shared_integers(9, "s", 5, 100_000))
-    freq = torch.bincount(h.long(), minlength=5).double() / h.numel()
-    assert float((freq - 0.2).abs().max()) <= 5 * math.sqrt(0.16 / h.numel())
+@pytest.mark.parametrize("high", [5, 4, 2, 1024])  # Lemire, and the power-of-two lanes (8 and 16 bits)
+def test_shared_integers_are_uniform_in_range_in_a_small_dtype_and_identical_everywhere(high):
+    h = _rng.shared_integers(9, "s", high, 200_001)
+    assert h.dtype == (torch.int8 if high <= 128 else torch.int16) and h.shape == (200_001,)
+    assert int(h.min()) == 0 and int(h.max()) == high - 1
+    assert torch.equal(h, _rng.shared_integers(9, "s", high, 200_001))
+    freq = torch.bincount(h.long(), minlength=high).double() / h.numel()
+    assert float((freq - 1 / high).abs().max()) <= 5 * math.sqrt((1 / high) * (1 - 1 / high) / h.numel())
+    pairs = (h[:-1].long() * high + h[1:].long())  # neighbours independent: pairs uniform too
+    if high <= 5:
+        pf = torch.bincount(pairs, minlength=high * high).double() / pairs.numel()
+        q = 1 / high**2
+        assert float((pf - q).abs().max()) <= 5 * math.sqrt(q * (1 - q) / pairs.numel())
+
+
+def test_shared_integers_edge_sizes_and_dtypes():
     assert _rng.shared_integers(9, "s", 1000, 10).dtype == torch.int16
     assert _rng.shared_integers(9, "s", 2**20, 10).dtype == torch.int32
     with pytest.raises(ValueError):

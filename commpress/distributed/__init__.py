@@ -25,9 +25,10 @@ Ways to run:
 
 Data: no built-in problem can load only some clients' data yet, so every rank builds the whole
 problem from its spec (seeded generators; LibSVM files read whole) and asks the oracles for its
-own clients (``clients=``). The built-in oracles compute every row and select, so that a subset's
+own clients (``clients=``). Most built-in oracles compute every row and select, so that a subset's
 rows are bit-identical to the simulator's: a rank pays the memory and gradient cost of all
-clients, and the processes buy real communication, not speed. Rank 0 computes the recorded
+clients, and the processes buy real communication, not speed (the tridiagonal quadratics, whose
+rows are elementwise, compute only the rank's rows). Rank 0 computes the recorded
 metrics on its copy (no traffic).
 
 Faults: every collective has a timeout (``timeout``, seconds); a rank that dies or hangs makes

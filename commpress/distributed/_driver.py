@@ -8,9 +8,10 @@ differs:
   of clients, messages cross the wire;
 - the problem is built on every rank from its spec. No built-in problem can load only some
   clients' data yet, so every rank builds the whole problem (generators are seeded, LibSVM files
-  are read whole) and asks the oracles for its own clients only (``clients=``); the built-in
+  are read whole) and asks the oracles for its own clients only (``clients=``). Most built-in
   oracles compute every row and select, so a rank pays the full gradient cost (the price of
-  bit-identical rows);
+  bit-identical rows); the tridiagonal quadratics compute only the rank's rows (elementwise per
+  row, hence bit-identical);
 - the metrics are computed by rank 0 alone from its copy of the problem (``∇f(x)``, ``f(x)``:
   no traffic) and its decision (target reached, diverged) is shared with one small all-gather,
   so every rank stops in the same round; the bits per client come from the global totals

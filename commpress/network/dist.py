@@ -223,7 +223,9 @@ class TorchDistNetwork(Network):
         bits = torch.tensor([8 * len(p) for p in payloads_all], dtype=torch.int64)
         self.ledger.record("up", round, bits[self._lo : self._hi], None if self.is_full else self.clients)
         self._bits["up"] += int(bits.sum())
-        local = full if self.world == 1 else full[self._lo : self._hi].clone()
+        # A view: it shares full's version counter, so an in-place change of the rows by the caller
+        # invalidates the remembered entry (and the reductions then gather densely).
+        local = full if self.world == 1 else full[self._lo : self._hi]
         self._recent.append(_Uplink(local, local._version, full))
         return local
 

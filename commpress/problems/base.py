@@ -13,7 +13,8 @@ Conventions shared by every oracle:
 - ``clients`` (keyword, optional): an int64 index of the clients to answer for (a process that
   holds only some clients); rows of the result follow it. Default: all ``n`` clients in order.
   The built-in problems compute every client's row and select (see :meth:`Problem._full_point`),
-  so a subset's rows are bit-identical to the same rows of the full call.
+  so a subset's rows are bit-identical to the same rows of the full call; the tridiagonal
+  quadratics compute only the requested rows, which is bit-identical too (elementwise per row).
 - Results have the problem's ``dtype``; inputs of another float dtype are converted.
 - Finite sums: client ``i`` has ``m_i = num_samples()[i]`` samples numbered ``0..m_i-1``;
   ``f_i = (1/m_i) sum_j f_ij``. Index tensors are ``(rows,)`` (one sample per client) or
