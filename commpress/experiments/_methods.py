@@ -71,7 +71,9 @@ def methods(config: Config) -> list[Method]:
     if config.methods is not None:
         for m in config.methods:
             down = m.downlink_compressor if m.downlink_compressor is not None else config.run.downlink_compressor
-            raw.append((m.algorithm, m.compressor, m.params, down, m.label))
+            accepted = algorithm_defaults(m.algorithm)  # [run.params] are every method's defaults
+            shared = {k: v for k, v in (config.run.params or {}).items() if k in accepted}
+            raw.append((m.algorithm, m.compressor, {**shared, **m.params}, down, m.label))
     else:
         for a in config.run.algorithms or []:
             accepted = algorithm_defaults(a)

@@ -51,9 +51,20 @@ def signature_defaults(fn, skip: set[str]) -> dict[str, Any]:
     return out
 
 
-def check_value(where: str, key: str, value: Any, default: Any) -> Any:
+def string_params(fn) -> frozenset[str]:
+    """Parameters whose annotation admits a string besides the default's type (``p: float | str``,
+    so that ``p = "inf"`` is accepted where the default is the number 2)."""
+    return frozenset(p.name for p in inspect.signature(fn).parameters.values()
+                     if "str" in str(p.annotation).replace("|", " ").split())
+
+
+def check_value(where: str, key: str, value: Any, default: Any, may_be_str: bool = False) -> Any:
     """Check ``value`` against the type of ``default`` (TOML gives typed values); ints become floats
-    where the default is a float, so ``0`` and ``0.0`` give the same run id."""
+    where the default is a float, so ``0`` and ``0.0`` give the same run id. A string is accepted
+    where the parameter's annotation admits one (``may_be_str``); the constructor then judges it."""
+    if may_be_str and isinstance(value, str):
+        return value
+
     def bad(what: str) -> ConfigError:
         return ConfigError(f"{where}.{key} = {value!r} ({type(value).__name__}): must be {what} "
                            f"(the default is {default!r}).")
@@ -76,8 +87,10 @@ def check_value(where: str, key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def check_params(where: str, owner: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Known keys with did-you-mean, typed values; returns the given values (typed)."""
+def check_params(where: str, owner: str, given: dict[str, Any], defaults: dict[str, Any],
+                 strings: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Known keys with did-you-mean, typed values; returns the given values (typed). ``strings``:
+    the parameters that may also be strings (:func:`string_params`)."""
     out = {}
     for key, value in given.items():
         if key not in defaults:
@@ -85,7 +98,7 @@ def check_params(where: str, owner: str, given: dict[str, Any], defaults: dict[s
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}.{key}: {owner} has no parameter {key!r}.{hint} "
                               f"Its parameters are: {', '.join(defaults) or '(none)'}.")
-        out[key] = check_value(where, key, value, defaults[key])
+        out[key] = check_value(where, key, value, defaults[key], key in strings)
     return out
 
 
@@ -114,7 +127,7 @@ def resolve_compressor(value: Any, where: str) -> dict[str, Any] | None:
     except ConfigError as err:
         raise ConfigError(f"{where} = {value!r}: {err}") from None
     defaults = signature_defaults(cls.__init__, set())
-    typed = check_params(where, f"compressor {cls.name!r}", given, defaults)
+    typed = check_params(where, f"compressor {cls.name!r}", given, defaults, string_params(cls.__init__))
     return {"name": cls.name, **resolved_params(typed, defaults)}
 
 

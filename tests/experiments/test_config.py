@@ -74,6 +74,33 @@ def test_methods_tables_with_labels_and_params():
     assert [m.params["p"] for m in ms] == [0.1, 0.5, 0.9]
 
 
+def test_run_params_are_the_defaults_of_every_listed_method():
+    cfg = load_config({
+        "problem": {"name": "quadratic", "n_clients": 4, "dim": 16},
+        "run": {"params": {"p": 0.3}},
+        "methods": [{"algorithm": "marina", "compressor": "cq"},                       # takes [run.params]
+                    {"algorithm": "marina", "compressor": "iq", "params": {"p": 0.7}},  # its own value wins
+                    {"algorithm": "gd"}],                                               # has no p: not given one
+    })
+    ms = methods(cfg)
+    assert ms[0].params["p"] == 0.3 and ms[1].params["p"] == 0.7
+    assert "p" not in ms[2].params
+
+
+def test_a_parameter_annotated_float_or_str_takes_a_string():
+    # dithering's p: float | str, default 2: p = "inf" (the max-norm) is a valid value, s = "two" is not
+    cfg = load_config({"problem": {"name": "quadratic", "n_clients": 4, "dim": 16},
+                       "run": {"algorithm": "marina", "compressor": {"name": "dithering", "p": "inf", "s": 2}}})
+    assert methods(cfg)[0].compressor["p"] == "inf"
+    check(cfg)
+    with pytest.raises(ConfigError, match="must be an integer"):
+        load_config({"problem": {"name": "quadratic", "n_clients": 4, "dim": 16},
+                     "run": {"algorithm": "marina", "compressor": {"name": "dithering", "s": "two"}}})
+    with pytest.raises(ConfigError, match="Dithering needs a number p; got 'max'"):
+        check(load_config({"problem": {"name": "quadratic", "n_clients": 4, "dim": 16},
+                           "run": {"algorithm": "marina", "compressor": {"name": "dithering", "p": "max"}}}))
+
+
 def test_run_id_is_a_hash_of_what_the_run_computes():
     spec = RunSpec(problem={"name": "quadratic", "params": {"n_clients": 4}}, algorithm="marina",
                    compressor={"name": "cq"}, params={"p": 0.5}, downlink_compressor=None, stepsize=None,
