@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import commpress as cp
+cp.keep_freed_memory()  # as a training process would (see commpress.integrations.ddp)
 from commpress.integrations import ddp as cpddp
 
 

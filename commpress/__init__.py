@@ -5,6 +5,7 @@ from commpress import algorithms, integrations, network
 from commpress.simulate import History, simulate
 from commpress.experiments import run
 from commpress import distributed
+from commpress._malloc import keep_freed_memory
 from commpress._rng import derive_seed
 from commpress.errors import (
     CommpressError,
@@ -20,6 +21,7 @@ from commpress.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "keep_freed_memory",
     "algorithms",
     "compressors",
     "integrations",

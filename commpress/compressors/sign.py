@@ -61,12 +61,14 @@ class Sign(Compressor):
         return message
 
     def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
+        # bit b (1 = negative) -> scale (1 - 2 b) as b (-2 scale) + scale: one conversion and two
+        # in-place passes, exact (-2 scale and -2 scale + scale are exact in floating point)
         sign = message["sign"].to(ctx.device)
-        sgn = sign.view(torch.int8) if sign.dtype == torch.bool else sign.to(torch.int8)
-        values = sgn.mul(-2).add_(1).to(ctx.dtype)
+        values = (sign.view(torch.uint8) if sign.dtype == torch.bool else sign).to(ctx.dtype)
         if not self.scaled:
-            return values
-        return values.mul_(message["scale"].to(device=ctx.device, dtype=ctx.dtype))
+            return values.mul_(-2.0).add_(1.0)
+        scale = message["scale"].to(device=ctx.device, dtype=ctx.dtype)
+        return values.mul_(-2.0 * scale).add_(scale)
 
     def _check_message(self, message: Message, ctx: Context) -> None:
         super()._check_message(message, ctx)

@@ -37,7 +37,10 @@ An unbound state compresses buckets as laid out and restarts a bucket's memory a
 layout (the sizes of its parameters, in order) changes.
 
 The hooks run their collectives synchronously and return a completed
-:class:`torch.futures.Future` holding the averaged bucket.
+:class:`torch.futures.Future` holding the averaged bucket. Every rank decodes the other ranks'
+messages one at a time into a running sum. For speed on Linux, call
+:func:`commpress.keep_freed_memory` once in each training process: large buffers are then reused
+between steps instead of being page-faulted anew (see :mod:`commpress._malloc`).
 """
 
 import warnings
@@ -124,7 +127,7 @@ class CompressionHookState:
     def _reset_transient(self) -> None:
         self.process_group = getattr(self, "process_group", None)
         self._param_keys: dict[int, int] = {}
-        self._perms: dict[tuple, torch.Tensor | None] = {}
+        self._perms: dict[tuple, tuple[tuple[int, int], ...] | None] = {}
         self._warned = False
 
     def bind(self, model: torch.nn.Module) -> "CompressionHookState":
@@ -172,8 +175,9 @@ class CompressionHookState:
         )
 
     # -------------------------------------------------------------- bucket layout
-    def _layout(self, bucket: Any, index: int, numel: int) -> tuple[Signature, torch.Tensor | None]:
-        """The bucket's signature and the permutation to canonical order (None: already canonical)."""
+    def _layout(self, bucket: Any, index: int, numel: int) -> tuple[Signature, tuple[tuple[int, int], ...] | None]:
+        """The bucket's signature and its parameters' ``(start, size)`` spans in canonical order
+        (None: the bucket is canonical already)."""
         params = bucket.parameters() if hasattr(bucket, "parameters") else None
         sizes = [p.numel() for p in params] if params else []
         if not sizes or sum(sizes) != numel:  # not a plain concatenation: one block
@@ -191,7 +195,7 @@ class CompressionHookState:
                 starts = [0]
                 for size in sizes[:-1]:
                     starts.append(starts[-1] + size)
-                self._perms[cache] = torch.cat([torch.arange(starts[i], starts[i] + sizes[i]) for i in order])
+                self._perms[cache] = tuple((starts[i], sizes[i]) for i in order)
         return signature, self._perms[cache]
 
     def _memory_of(self, index: int, signature: Signature, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -251,11 +255,19 @@ class CompressionHookState:
         payloads, wire = all_gather_bytes(payload, self.process_group, world, x.device)
         if payloads is None:
             _raise_collective_failure(error, index, rank)
-        decoded = C.decode(
-            payloads, seed, x.numel(), clients=torch.arange(world), n=world, dtype=x.dtype, device=x.device
-        )
+        # Decoded one rank at a time into a running sum: no (world, d) matrix (a 6M-entry bucket
+        # of 2 ranks would be 50 MB, allocated afresh every step).
+        total, own = None, None
+        for r, message in enumerate(payloads):
+            row = C.decode([message], seed, x.numel(), clients=[r], n=world, dtype=x.dtype, device=x.device)[0]
+            if r == rank:
+                own = row
+            if total is None:
+                total = row.clone() if r == rank else row  # the sum must not alias this rank's row
+            else:
+                total.add_(row)
         self.traffic.add(len(payload), wire)
-        return decoded.mean(dim=0), decoded[rank]
+        return total.div_(world), own
 
 
 class EFHookState(CompressionHookState):
@@ -473,10 +485,9 @@ def _run(state: CompressionHookState, bucket: Any, expected: type) -> torch.futu
     buf = bucket.buffer()
     index = int(bucket.index())
     grad = buf.detach() if buf.dtype in _WORK_DTYPES else buf.detach().to(torch.float32)
-    signature, perm = state._layout(bucket, index, grad.numel())
-    if perm is not None:
-        perm = perm.to(grad.device)
-        grad = grad.index_select(0, perm)
+    signature, spans = state._layout(bucket, index, grad.numel())
+    if spans is not None:  # canonical order: the parameters' slices concatenated (a copy, no index)
+        grad = torch.cat([grad[start : start + size] for start, size in spans])
     try:
         if state.step < state.warmup_steps:
             out = state._warmup(index, signature, grad, rank, world)
@@ -489,10 +500,13 @@ def _run(state: CompressionHookState, bucket: Any, expected: type) -> torch.futu
         )
         raise
     out = out.to(buf.dtype)
-    if perm is None:
+    if spans is None:
         buf.copy_(out)
     else:
-        buf.index_copy_(0, perm, out)
+        offset = 0
+        for start, size in spans:
+            buf[start : start + size].copy_(out[offset : offset + size])
+            offset += size
     if bucket.is_last():
         state._end_step(index)
     fut: torch.futures.Future[torch.Tensor] = torch.futures.Future()
