@@ -171,12 +171,15 @@ class Panel:
 class Results:
     """Everything a reproduction produced: ``panels`` (name -> :class:`Panel`, in file order),
     ``params`` (the TOML ``[params]``), ``data`` (free-form numbers a module's ``compute`` adds;
-    written to ``data.json``), ``quick``, ``out``, and ``spec`` (the validated file)."""
+    written to ``data.json``), ``quick``, ``out``, ``spec`` (the validated file), and the run's
+    ``jobs`` and ``quiet`` (for a ``compute`` that runs sweeps of its own)."""
 
     name: str
     spec: Any
     out: Path
     quick: bool
+    jobs: int = 1
+    quiet: bool = False
     panels: dict[str, Panel] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0

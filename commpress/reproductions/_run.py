@@ -53,7 +53,7 @@ def run(name: str, *, quick: bool = False, out: str | Path | None = None, jobs: 
     out_dir = Path(out) if out is not None else default_out(name, quick)
     out_dir.mkdir(parents=True, exist_ok=True)
     store.atomic_write(out_dir / "reproduction.json", store.dump_json(spec.model_dump()))
-    results = Results(name=name, spec=spec, out=out_dir, quick=quick)
+    results = Results(name=name, spec=spec, out=out_dir, quick=quick, jobs=jobs, quiet=quiet)
     configs = spec.panel_configs()
     for k, (panel, config) in enumerate(configs, 1):
         if not quiet:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from statistics import fmean, stdev
 from typing import Any
 
@@ -140,11 +141,12 @@ def compute(results) -> None:
 
     params = results.params
     configs = sweep_configs(params, results.quick)
-    for name, label, cfg in configs:
+    for k, (name, label, cfg) in enumerate(configs, 1):
         config = load_config(cfg)
-        # the framework does not hand its --jobs to compute(); use it once Results carries it
-        sweep = run_sweep(config, out=results.out / "panels" / name, jobs=int(getattr(results, "jobs", 1) or 1),
-                          quiet=True, plots=False, runner=image_runner)
+        if not results.quiet:
+            print(f"[{results.name}] sweep {k}/{len(configs)}: {label}", file=sys.stderr)
+        sweep = run_sweep(config, out=results.out / "panels" / name, jobs=results.jobs, quiet=results.quiet,
+                          plots=False, runner=image_runner)
         results.panels[name] = Panel(name, label, config, sweep.summary, sweep.out, sweep.runs)
         results.computed += sweep.computed
         results.resumed += sweep.resumed
