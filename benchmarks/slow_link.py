@@ -87,13 +87,13 @@ def _alive(pid: int) -> bool:
 class Namespaces:
     """``world`` namespaces on one shaped link; ``addresses[i]`` is rank i's address in namespace ``names[i]``."""
 
-    def __init__(self, world: int, rate: str, delay: str) -> None:
+    def __init__(self, world: int, rate: str, delay: str, burst: str = "32kb") -> None:
         tag = f"{PREFIX}{os.getpid()}"
         self.names = [f"{tag}-{i}" for i in range(world)]
         self.hub = f"{tag}-hub" if world > 2 else None
         self.addresses = [f"{SUBNET}.{i + 1}" for i in range(world)]
         self.created: list[str] = []
-        self.rate, self.delay = rate, delay
+        self.rate, self.delay, self.burst = rate, delay, burst
         self.qdisc_kind: str | None = None  # "netem", or "tbf" where the kernel has no netem
 
     def create(self) -> None:
@@ -128,7 +128,7 @@ class Namespaces:
                 return
             if self.qdisc_kind == "netem" or "unknown" not in done.stderr:
                 raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
-        subprocess.run([*tc, "tbf", "rate", self.rate, "burst", "128kb", "latency", "100ms"],
+        subprocess.run([*tc, "tbf", "rate", self.rate, "burst", self.burst, "latency", "100ms"],
                        check=True, capture_output=True, text=True)
         self.qdisc_kind = "tbf"
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if stale:
         print(f"removed stale namespaces of earlier runs: {', '.join(stale)}")
     _install_signal_handlers()
-    ns = Namespaces(args.world, args.rate, args.delay)
+    ns = Namespaces(args.world, args.rate, args.delay, args.burst)
     procs: list[subprocess.Popen] = []
     try:
         try:
@@ -498,6 +498,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--world", type=int, default=2, help="ranks, one namespace each (default 2)")
     p.add_argument("--rate", default="100mbit", help="tc netem rate of every rank's link (default 100mbit)")
     p.add_argument("--delay", default="1ms", help="tc netem one-way delay (default 1ms)")
+    p.add_argument("--burst", default="32kb",
+                   help=("tbf bucket where the kernel has no netem (default 32kb: small next to a message, so "
+                         "that even a 1-bit message of 10^6 coordinates is paced at the rate)"))
     p.add_argument("--steps", type=int, default=12, help="steps per method, the fixed-steps target (default 12)")
     p.add_argument("--max-steps", type=int, default=24,
                    help="the other methods may run up to this many steps to reach the loss target (default 24)")
