@@ -11,8 +11,15 @@ each client's message via ``compressor.apply(row, seed, clients=[i], n=n)``), me
 run and checked to produce the same iterates. Rounds include the coin, the gradient call,
 compression, the mean and the downlink; p = ζ/(32d) ≈ 1/32, so most rounds are CQ rounds.
 
-Usage: ``python benchmarks/simulator.py [--quick]``. Prints, per size,
-``marina+cq n=100 d=10000: vectorised 123.4 it/s, per-client loop 5.6 it/s, ratio 22.0x``.
+Usage: ``python benchmarks/simulator.py [--quick]``. Prints, per size, e.g. (this 2-core VM)
+``marina+cq n=100 d=10000: vectorised 87.4 it/s, per-client loop 15.4 it/s, ratio 5.7x``.
+
+What the ratio measures: a per-client call costs O(d) (the private draws jump to the client's row
+of the stream, and the quadratic computes only the requested rows), so the loop pays per-call
+Python and dispatch overhead, about 0.5 ms per client here, against the vectorised arithmetic,
+about 0.1 ms per client at d = 10^4, a third of it the private uniforms of CQ (2.2-3.6 ns each).
+Before the private draws could jump to a row, every per-client call drew all n rows and
+computed all n gradients, an O(n) waste per call that made this ratio 52x.
 """
 
 from __future__ import annotations
