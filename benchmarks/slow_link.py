@@ -60,6 +60,8 @@ def _netns_list() -> list[str]:
 
 def clean_stale() -> list[str]:
     """Delete namespaces ``cpsl-<pid>-*`` whose creating process ``pid`` is gone."""
+    from commpress.network._watchdog import pid_alive
+
     removed = []
     for name in _netns_list():
         if not name.startswith(PREFIX):
@@ -68,20 +70,10 @@ def clean_stale() -> list[str]:
             pid = int(name[len(PREFIX):].split("-")[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             _ip("netns", "del", name, check=False)
             removed.append(name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Namespaces:

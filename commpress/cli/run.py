@@ -51,24 +51,23 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--jobs must be an integer >= 1; got {value}")
-    return value
+def _integer(option: str, low: int, note: str = ""):
+    """An argparse type: an integer >= ``low``, with an error naming ``option``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"{option} must be an integer >= {low}{note}; got {text!r}")
+        return value
+
+    return parse
 
 
-def _processes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--processes must be an integer >= 1; got {text!r}")
-    return value
+_jobs = _integer("--jobs", 1)
+_processes = _integer("--processes", 1)
+_rounds = _integer("--checkpoint-every", 0, " (0: never)")
 
 
 def _seconds(text: str) -> float:
@@ -78,16 +77,6 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds > 0; got {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"--timeout must be a number of seconds > 0; got {value}")
-    return value
-
-
-def _rounds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--checkpoint-every must be an integer >= 0 (0: never); got {text!r}")
     return value
 
 

@@ -141,7 +141,7 @@ class Compressor:
         for fields, idx in self._layout(ctx, message):
             if idx.numel() == 0:
                 continue
-            every_row = int(idx.numel()) == ctx.rows and torch.equal(idx, torch.arange(ctx.rows))
+            every_row = _in_order(idx, ctx.rows)
             part = message if every_row else {k: v[idx.to(v.device)] for k, v in message.items()}
             packed = pack_rows(fields, part, int(idx.numel()))
             width = packed.shape[1]
@@ -198,7 +198,7 @@ class Compressor:
                     )
             data = torch.frombuffer(bytearray(b"".join(bytes(payloads[r]) for r in rows_idx)), dtype=torch.uint8)
             parsed = unpack_rows(fields, data.reshape(len(rows_idx), width))
-            every_row = len(layout) == 1 and torch.equal(idx, torch.arange(rows))
+            every_row = _in_order(idx, rows)
             for f in fields:
                 values = parsed[f.name]
                 if every_row and f.count >= 1:  # one layout for all rows: the parsed field is the message
@@ -312,6 +312,11 @@ class Compressor:
         for fields, idx in layout:
             bits[idx] = 8 * payload_bytes(fields)
         return bits
+
+
+def _in_order(idx: torch.Tensor, rows: int) -> bool:
+    """The layout group ``idx`` is every row, in order (its fields need no gather or scatter)."""
+    return int(idx.numel()) == rows and bool(torch.equal(idx, torch.arange(rows)))
 
 
 def _check_seed(seed: Any) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from commpress.errors import DataFileError
+from commpress.network._watchdog import pid_alive
 
 RUN_FILES = ("config.json", "metrics.csv", "summary.json")
 DONE = "done.json"
@@ -153,19 +154,9 @@ def clean_stale(runs_dir: Path) -> None:
             pid = int(path.name.rsplit(_TMP_TAG, 1)[1])
         except ValueError:
             continue
-        if pid != os.getpid() and _alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def clear_run(run_dir: Path) -> None:

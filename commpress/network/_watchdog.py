@@ -49,6 +49,11 @@ def _pid_state(pid: int) -> str:
         return "alive"
 
 
+def pid_alive(pid: int) -> bool:
+    """A process of this host with this pid is running (not gone, not a zombie)."""
+    return _pid_state(pid) == "alive"
+
+
 class Watchdog:
     """Heartbeat and progress of this rank; diagnosis of failed collectives.
 

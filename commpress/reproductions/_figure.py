@@ -46,6 +46,17 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def finish_figure(fig, results, path: Path, heading: str, fontsize: int = 10) -> Path:
+    """Title the figure (marked ``[--quick]`` for quick runs), lay it out, write it atomically, close it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(heading + ("  [--quick]" if results.quick else ""), fontsize=fontsize)
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
 def convergence_figure(results, path: Path, *, panels: list[str] | None = None, title: str | None = None,
                        titles: dict[str, str] | None = None) -> Path:
     """Write the default figure of ``results`` to ``path`` (PNG) and return the path."""
@@ -95,11 +106,5 @@ def convergence_figure(results, path: Path, *, panels: list[str] | None = None, 
         ax.legend(fontsize=7, loc="upper right", framealpha=0.85)
     for k in range(len(names), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    heading = title or fig_spec.title or f"{results.name}: {results.spec.title}"
-    if results.quick:
-        heading += "  [--quick]"
-    fig.suptitle(heading, fontsize=11)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return finish_figure(fig, results, path, title or fig_spec.title or f"{results.name}: {results.spec.title}",
+                         fontsize=11)

@@ -191,12 +191,6 @@ def figure(results, path: Path) -> Path:
     lim = data["d_equals_n_limit"]
     heading = (f"{results.name}: improvement factors over GD (paper convention); d = n → ∞: IF_IQ = {lim['if_iq']:.4f}, "
                f"IF_CQ = {lim['if_cq']:.4f}, ratio = {lim['ratio']:.3f}")
-    fig.suptitle(heading + ("  [--quick]" if results.quick else ""), fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from commpress.reproductions._figure import finish_figure
+
+    return finish_figure(fig, results, path, heading)

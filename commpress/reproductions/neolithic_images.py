@@ -263,7 +263,7 @@ def figure(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from commpress.reproductions._figure import _save
+    from commpress.reproductions._figure import finish_figure
 
     table = results.data["table"]
     order = [PSGD, QSGD, MEM, DS, EF21, NEO]
@@ -293,14 +293,8 @@ def figure(results, path):
         seen = dict(zip(labels, handles))
         ax.legend(seen.values(), seen.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09),
                   ncol=len(seen), frameon=False)
-    heading = f"{results.name}: test accuracy, mean ± std over seeds (left: scaled-down reproduction; right: paper)"
-    if results.quick:
-        heading += "  [--quick]"
-    fig.suptitle(heading, fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return finish_figure(fig, results, path, f"{results.name}: test accuracy, mean ± std over seeds "
+                                             "(left: scaled-down reproduction; right: paper)")
 
 
 def report_extra(results) -> str:

@@ -209,7 +209,7 @@ def figure(results, path):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from commpress.reproductions._figure import _save
+    from commpress.reproductions._figure import finish_figure
 
     frac = float(results.params["window"])
     cmap = plt.get_cmap("tab10")
@@ -248,14 +248,7 @@ def figure(results, path):
         ax0.legend(fontsize=7, loc="upper right", framealpha=0.85)
         ax2.legend(fontsize=7, loc="lower left", framealpha=0.85)
         ax0.axvline((1 - frac) * float(results.params["rounds"]), color="0.6", ls=":", lw=0.8)
-    heading = f"{results.name}: {results.spec.title}"
-    if results.quick:
-        heading += "  [--quick]"
-    fig.suptitle(heading, fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return finish_figure(fig, results, path, f"{results.name}: {results.spec.title}")
 
 
 def _smooth(ys: list[float], k: int = 5) -> list[float]:

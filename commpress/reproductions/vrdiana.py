@@ -153,7 +153,7 @@ def figure(results, path):
     import matplotlib.ticker
 
     from commpress.experiments.plots import _bits_label
-    from commpress.reproductions._figure import _save
+    from commpress.reproductions._figure import finish_figure
 
     cmap = plt.get_cmap("tab10")
     names = list(results.panels)
@@ -184,14 +184,7 @@ def figure(results, path):
                 ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_bits_label))
             ax.set_title(f"{panel.label or name}", fontsize=9)
         axes[row][0].legend(fontsize=7, loc="lower left", framealpha=0.85)
-    heading = f"{results.name}: {results.spec.title}"
-    if results.quick:
-        heading += "  [--quick]"
-    fig.suptitle(heading, fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return finish_figure(fig, results, path, f"{results.name}: {results.spec.title}")
 
 
 def report_extra(results) -> str:

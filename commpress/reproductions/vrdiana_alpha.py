@@ -119,7 +119,7 @@ def figure(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from commpress.reproductions._figure import _save
+    from commpress.reproductions._figure import finish_figure
 
     panel = next(iter(results.panels.values()))
     rows = results.data["rows"]
@@ -149,14 +149,7 @@ def figure(results, path):
             ax.set_title(f"VR-DIANA ({name}), {prob.get('dataset')}, n = {prob.get('n_clients')}, "
                          f"λ₂ = {prob.get('l2'):g}", fontsize=9)
             ax.legend(fontsize=7, loc="upper right", framealpha=0.85)
-    heading = f"{results.name}: {results.spec.title}"
-    if results.quick:
-        heading += "  [--quick]"
-    fig.suptitle(heading, fontsize=10)
-    fig.tight_layout()
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return finish_figure(fig, results, path, f"{results.name}: {results.spec.title}")
 
 
 def report_extra(results) -> str:
