@@ -116,11 +116,15 @@ class MARINA(Algorithm):
         t = state.t
         x = state.x - self.gamma * self._down(state.g, t)
         G = self.oracle.exact(x)
-        if shared_uniform(self._seed(t, "coin"), "marina/coin") < self.p:
+        if self.coin(t):
             g = self.network.mean(self._up(G, self.dense, t))
         else:
             g = state.g + self._compressed_mean(G - state.grads, t)
         return MARINAState(x=x, g=g, grads=G, t=t + 1)
+
+    def coin(self, t: int) -> bool:
+        """Round ``t``'s shared coin c_k ~ Bernoulli(p): True sends dense gradients (0 bits to draw)."""
+        return shared_uniform(self._seed(t, "coin"), "marina/coin") < self.p
 
     def known_gradient(self, state: MARINAState) -> torch.Tensor:
         # The clients hold their exact local gradients at x^k: their mean is ∇f(x^k).
