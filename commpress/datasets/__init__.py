@@ -6,9 +6,11 @@
 >>> images, labels = cp.datasets.load_mnist()    # t10k IDX files, or sklearn digits
 
 A name is looked up in ``$COMMPRESS_DATA``, the user cache (``~/.cache/commpress``) and the
-shared folder next to the repository (see :func:`search_dirs`). Known names carry their
-``n_features`` (LibSVM files do not store it; a9a.t and a5a never use their last column) and
-the sha256 of ``shared/datasets/MANIFEST.md``, checked on load. Labels are returned as
+small sets shipped inside the package (a9a, a9a.t, a5a, mushrooms, splice, splice.t, w8a,
+phishing; see :func:`search_dirs`). madelon and madelon.t are not shipped (``$COMMPRESS_DATA``,
+a path, or :func:`fetch`), nor is MNIST (``$COMMPRESS_DATA``/mnist or a path; else the digits).
+Known names carry their ``n_features`` (LibSVM files do not store it; a9a.t and a5a never use
+their last column) and their sha256, checked on load (shipped copies included). Labels are returned as
 published (mushrooms uses {1, 2}, phishing {0, 1}); the problems map them to {-1, +1}.
 """
 

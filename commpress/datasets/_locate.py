@@ -5,11 +5,16 @@ Search order for a name (first hit wins):
 1. the folders named by the environment variable ``COMMPRESS_DATA`` (``os.pathsep``-separated);
 2. the user cache, ``$XDG_CACHE_HOME/commpress`` or ``~/.cache/commpress`` (where
    :func:`commpress.datasets.fetch` writes);
-3. the repository-adjacent shared folder ``<repo>/../shared/datasets`` (``<repo>`` is the
-   folder that holds the ``commpress`` package), so a checkout next to the shared data finds it
-   without configuration.
+3. the small LibSVM sets shipped inside the package, ``commpress/datasets/data/`` (a9a, a9a.t,
+   a5a, mushrooms, splice, splice.t, w8a, phishing; see the README.md there), as scikit-learn
+   ships its small datasets: a fresh install loads them with no download and no configuration.
+
+The larger sets (madelon, madelon.t, MNIST) are not shipped: put them in a ``COMMPRESS_DATA``
+folder, pass their path, or download them with :func:`commpress.datasets.fetch`.
 
 In each folder the file may be called ``name``, ``name.gz``, ``name.bz2`` or ``name.txt``.
+Known names are checked against their sha256 on load wherever they were found, the shipped
+copies included (:func:`commpress.datasets.load`).
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ def cache_dir() -> Path:
     return Path(base) / "commpress"
 
 
-def _shared_candidates() -> list[Path]:
-    repo = Path(__file__).resolve().parents[2]  # .../<repo>/commpress/datasets/_locate.py
-    return [repo.parent / "shared" / "datasets", repo / "shared" / "datasets"]
+def _package_data_dir() -> Path:
+    """The folder of the LibSVM files shipped inside the package (``commpress/datasets/data``)."""
+    return Path(__file__).resolve().parent / "data"
 
 
 def search_dirs() -> list[Path]:
@@ -42,7 +47,7 @@ def search_dirs() -> list[Path]:
     env = os.environ.get(ENV_VAR, "")
     dirs += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
     dirs.append(cache_dir())
-    dirs += _shared_candidates()
+    dirs.append(_package_data_dir())
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [s.resolve() for s in seen]:

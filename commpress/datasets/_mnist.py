@@ -1,4 +1,4 @@
-"""MNIST in its original IDX form (only the official 10k test split ships with the shared data)."""
+"""MNIST in its original IDX form (the official 10k test split; user-provided: COMMPRESS_DATA, a path, or fetch)."""
 
 from __future__ import annotations
 

@@ -15,10 +15,8 @@ from commpress.datasets import _locate
 
 
 def need(name):
-    try:
-        return ds.locate(name)
-    except (cp.DataFileError, cp.ConfigError):
-        pytest.skip(f"dataset {name} not available (set COMMPRESS_DATA)")
+    """The file of a dataset shipped with the package (always there: no skip)."""
+    return ds.locate(name)
 
 
 @pytest.mark.parametrize("name", ["mushrooms", "splice", "a5a", "splice.t"])
@@ -74,12 +72,11 @@ def test_unknown_and_missing(tmp_path, monkeypatch):
         ds.load("madelone")
     with pytest.raises(cp.DataFileError, match="does not exist"):
         ds.load(tmp_path / "nothing.gz")
-    # a known name with no copy anywhere: DataFileError that says how to get it
+    # a known name that is not shipped and has no copy: DataFileError that says how to get it
     monkeypatch.delenv("COMMPRESS_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(_locate, "_shared_candidates", lambda: [])
-    with pytest.raises(cp.DataFileError, match=r"fetch\('a9a'\)"):
-        ds.load("a9a")
+    with pytest.raises(cp.DataFileError, match=r"'madelon' is known but no copy.*fetch\('madelon'\).*COMMPRESS_DATA"):
+        ds.load("madelon")
     with pytest.raises(cp.ConfigError, match="n_features"):
         ds.load(need_path(tmp_path), n_features=0)
 
@@ -135,8 +132,7 @@ def test_broken_files_name_the_file_and_line(tmp_path):
         ds.load(empty)
 
 
-def test_search_dirs_include_the_shared_folder():
-    need("splice")
-    assert any(d.name == "datasets" and d.parent.name == "shared" for d in ds.search_dirs())
+def test_search_dirs_end_with_the_shipped_data():
+    assert ds.search_dirs()[-1] == _locate._package_data_dir()
     assert ds.known() == sorted(["a9a", "a9a.t", "a5a", "mushrooms", "madelon", "madelon.t", "splice", "splice.t", "w8a", "phishing"])
     assert {ds.info(n).n_features for n in ("a9a", "a9a.t", "a5a")} == {123}

@@ -122,11 +122,21 @@ def test_test_accuracy(cnn):
         none.test_accuracy(none.x0())
 
 
-def test_mnist_shape():
-    try:
-        cp.datasets.load_mnist(fallback=None)
-    except cp.DataFileError:
-        pytest.skip("MNIST files not available (the problem would fall back to the 8x8 digits)")
+def test_mnist_shape(tmp_path, monkeypatch):
+    # MNIST is not shipped: fabricated t10k IDX files (250 random 28x28 images, labels 0..9) in
+    # <COMMPRESS_DATA>/mnist/, where load_mnist looks by default
+    import gzip
+    import struct
+
+    n = 250
+    images = torch.randint(0, 256, (n, 28, 28), generator=GEN(0), dtype=torch.uint8).numpy()
+    labels = (torch.arange(n) % 10).to(torch.uint8).numpy()
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">4I", 2051, n, 28, 28) + images.tobytes()))
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(struct.pack(">2I", 2049, n) + labels.tobytes()))
+    monkeypatch.setenv("COMMPRESS_DATA", str(tmp_path))
     p = cp.problems.make("cnn", n_clients=8, samples=200)
     assert p.side == 28 and p.d == 4874 and p.dtype == torch.float32
     assert int(p.num_samples().sum()) == 160 and p.test_targets.numel() == 40
