@@ -1,7 +1,7 @@
 """The LibSVM datasets commpress knows by name: size, labels and checksums.
 
 Numbers and sha256 sums are those of the copies checked against the published LibSVM statistics
-against the published LibSVM statistics). ``sha256_gz`` is the hash of the ``gzip -9 -n``
+(the copies shipped in ``commpress/datasets/data``, see its README). ``sha256_gz`` is the hash of the ``gzip -9 -n``
 file, ``sha256_raw`` the hash of the uncompressed text: a copy is accepted when it matches
 either (a plain-text copy is what :func:`commpress.datasets.fetch` stores).
 """
