@@ -55,13 +55,54 @@ def test_bits_are_the_payload_and_decode_is_apply(name, shape, dtype):
     assert torch.isfinite(X_hat).all()
 
 
+#: Compressors whose output does not depend on the seed with default parameters (FCC's default
+#: inner compressor is TopK). Every other registered compressor draws random numbers and must
+#: use its seed; the seed test checks in turn that these give one output for every seed.
+DETERMINISTIC = {"identity", "sign", "topk", "fcc"}
+#: Randomized configurations beyond the defaults (a deterministic default wrapping a random part).
+RANDOMIZED_EXTRA = [("fcc", {"inner": "randk"}), ("compose", {"outer": "qsgd", "inner": "randk"})]
+OTHER_SEEDS = (12, 13, 14, 15, 16, 2**63 - 1)
+
+
+def _assert_seed_contract(C, X, randomized: bool) -> None:
+    """The same seed gives identical outputs and payloads; for a randomized compressor other seeds
+    give other outputs (at least one of six differs: even PermK on n = 5 clients, 120 equally
+    likely outcomes, repeats one output six times with probability 120^-5); a deterministic one
+    gives the same output for every seed."""
+    a, bits_a = C.apply(X, 11)
+    b, bits_b = C.apply(X, 11)
+    assert torch.equal(a, b) and torch.equal(bits_a, bits_b), "same seed, different outputs"
+    assert C.encode(X, 11) == C.encode(X, 11), "same seed, different payloads"
+    others = [C.apply(X, s)[0] for s in OTHER_SEEDS]
+    differ = sum(not torch.equal(a, o) for o in others)
+    if randomized:
+        assert differ > 0, f"{C!r} gave the same output for seeds 11 and {OTHER_SEEDS}: it ignores its seed"
+    else:
+        assert differ == 0, f"{C!r} is listed as deterministic but its output depends on the seed"
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_result_other_seed_may_differ(name):
+def test_same_seed_same_result_other_seed_other_result(name):
+    _assert_seed_contract(cp.compressors.make(name), _batch(5, 33), randomized=name not in DETERMINISTIC)
+
+
+@pytest.mark.parametrize("name,params", RANDOMIZED_EXTRA, ids=[n for n, _ in RANDOMIZED_EXTRA])
+def test_randomized_configurations_of_deterministic_defaults_use_the_seed(name, params):
+    _assert_seed_contract(cp.compressors.make(name, **params), _batch(5, 33), randomized=True)
+
+
+def test_seed_exemptions_name_registered_compressors():
+    assert DETERMINISTIC <= set(NAMES), f"stale exemption: {sorted(DETERMINISTIC - set(NAMES))}"
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - DETERMINISTIC))
+def test_negative_control_a_compressor_that_ignores_its_seed_fails_the_seed_check(name, monkeypatch):
+    # every call of this instance runs with seed 0 whatever it is given: the check must fail
     C = cp.compressors.make(name)
-    X = _batch(5, 33)
-    a, _ = C.apply(X, 11)
-    b, _ = C.apply(X, 11)
-    assert torch.equal(a, b)
+    context = C._context
+    monkeypatch.setattr(C, "_context", lambda X, seed, clients, n: context(X, 0, clients, n))
+    with pytest.raises(AssertionError, match="ignores its seed"):
+        _assert_seed_contract(C, _batch(5, 33), randomized=True)
 
 
 @pytest.mark.parametrize("name", NAMES)

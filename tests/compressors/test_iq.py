@@ -3,8 +3,9 @@ import torch
 
 import commpress as cp
 from commpress.compressors.base import f32_up
-from commpress.errors import ConfigError
+from commpress.errors import ConfigError, PayloadError
 
+from . import _range_cases as RC
 from ._stats import assert_mean
 
 
@@ -56,6 +57,79 @@ def test_iq_minmax_and_fixed_ranges():
         X_hat, bits = C.apply(X, 0)
         assert torch.isfinite(X_hat).all()
         assert bits.tolist() == [8 * len(p) for p in C.encode(X, 0)]
+
+
+# ---------------------------------------------------------------------- range="minmax" / "fixed"
+@pytest.mark.parametrize("levels", [1, 3])
+@pytest.mark.parametrize("range_", RC.RANGES)
+def test_iq_values_on_the_grid_of_the_range_are_sent_exactly(range_, levels):
+    # lo, hi and the grid points between are reproduced exactly for every seed; values outside a
+    # fixed range come back as low / high (spec §7). A decoder that swaps lo and hi fails here.
+    C = RC.make("iq", range_, levels)
+    X, expected = RC.grid_batch(C)
+    for seed in range(4):
+        X_hat, _ = C.apply(X, seed)
+        assert torch.equal(X_hat, expected), f"seed {seed}: {X_hat} != {expected}"
+        assert torch.equal(C.decode(C.encode(X, seed), seed, X.shape[1], dtype=X.dtype), expected)
+
+
+@pytest.mark.parametrize("levels", [1, 3])
+@pytest.mark.parametrize("range_", RC.RANGES)
+def test_iq_is_unbiased_with_the_exact_variance_on_minmax_and_fixed_ranges(range_, levels):
+    # each client: E Q(x) = x (clipped into a fixed range) and Var Q(x) = ((r-l)/s)^2 t(1-t),
+    # z-tests with the sample variance over R i.i.d. repeats of each value (_range_cases.py)
+    C = RC.make("iq", range_, levels)
+    out, mean, var = RC.per_client_samples(C, n=3, R=20_000, seed=5)
+    sure = var == 0  # the range's ends and the clipped values
+    assert sure.any() and (~sure).sum() >= 12
+    assert torch.equal(out[:, sure], mean[sure].expand(out.shape[0], -1))
+    assert_mean(out[:, ~sure], mean[~sure])
+    assert_mean((out[:, ~sure] - mean[~sure]).pow(2), var[~sure])
+
+
+def test_negative_control_iq_unbiasedness_on_a_range_detects_a_swapped_decoder(monkeypatch):
+    # the same check against a decoder that maps level -> hi - (hi - lo) level / s fails
+    from commpress.compressors._range_quantizer import RangeQuantizer
+
+    decode = RangeQuantizer._decode
+
+    def swapped(self, message, ctx):
+        lo, hi = self._bounds(message, ctx)
+        return lo + hi - decode(self, message, ctx)
+
+    monkeypatch.setattr(RangeQuantizer, "_decode", swapped)
+    C = RC.make("iq", "minmax", 3)
+    out, mean, var = RC.per_client_samples(C, n=3, R=2000, seed=5)
+    with pytest.raises(AssertionError):
+        assert_mean(out[:, var > 0], mean[var > 0])  # the random entries alone already fail
+
+
+@pytest.mark.parametrize("levels", [1, 3])
+@pytest.mark.parametrize("range_", RC.RANGES)
+def test_iq_output_lies_on_the_grid_of_its_range(range_, levels):
+    C = RC.make("iq", range_, levels)
+    X = 1.5 * torch.randn(5, 40, generator=torch.Generator().manual_seed(levels), dtype=torch.float64)
+    lo, hi = RC.row_bounds(C, X)
+    for seed in range(3):
+        X_hat, _ = C.apply(X, seed)
+        assert (X_hat >= lo).all() and (X_hat <= hi).all()
+        k = (X_hat - lo) / ((hi - lo) / levels)
+        assert (k - k.round()).abs().max() < 1e-9  # one of the s + 1 grid points
+        # the output is a neighbour of the (clipped) input on the grid
+        pos = (torch.minimum(torch.maximum(X, lo), hi) - lo) / ((hi - lo) / levels)
+        assert ((k.round() - pos).abs() < 1 + 1e-9).all()
+
+
+@pytest.mark.parametrize("case", range(4), ids=["minmax-1bit", "minmax-s3", "fixed-1bit", "fixed-s3"])
+def test_iq_decodes_a_hand_built_payload(case):
+    C, payloads, rows = RC.hand_built_cases("iq")[case]
+    expected = torch.tensor(rows, dtype=torch.float64)
+    d = expected.shape[1]
+    assert torch.equal(C.decode(payloads, 3, d, dtype=torch.float64), expected)
+    assert C.encode(expected, 3) == payloads  # the encoder writes exactly these bytes
+    if C.range == "minmax":  # a header with lo > hi (the two floats swapped) is corrupt
+        with pytest.raises(PayloadError, match="lo > hi"):
+            C.decode([p[4:8] + p[:4] + p[8:] for p in payloads], 3, d, dtype=torch.float64)
 
 
 @pytest.mark.parametrize("params", [{"levels": 0}, {"levels": 1.5}, {"range": "l3"}, {"range": "fixed", "low": 1, "high": 0}])
