@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,3 +88,32 @@ def check_dtype(value: Any, owner: str) -> torch.dtype:
 
 def check_seed(value: Any, owner: str) -> int:
     return check_int("seed", value, owner, low=0, hint=" Use a non-negative integer seed.")
+
+
+def check_output_dir(path: Any, option: str = "--out", fix: str | None = None) -> Path:
+    """The folder ``path``, created if missing (with its parents) and proven writable by creating
+    and removing a probe file in it; else a :class:`ConfigError` naming the path, why, and the fix.
+
+    Call it before computing anything, so that a bad output folder costs nothing; files already in
+    the folder are never touched. ``option`` names the setting in the message (``--out``); ``fix``
+    replaces the message's advice.
+    """
+    path = Path(path)
+    fix = fix or f"choose another {option}: a new folder or one you can write"
+    for part in (*reversed(path.parents), path):  # a file where a folder must be
+        if part.exists() and not part.is_dir():
+            where = "is" if part == path else f"is inside {str(part)!r}, which is"
+            raise ConfigError(f"the output folder {str(path)!r} {where} a file, not a folder; {fix}.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the output folder {str(path)!r}: {err.strerror or err}; {fix}.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"the output folder {str(path)!r} is read-only (no write permission); {fix}.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".commpress-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"cannot write in the output folder {str(path)!r}: {err.strerror or err}; {fix}.") from None
+    return path

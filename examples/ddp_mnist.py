@@ -7,7 +7,7 @@ Methods (``--methods``, comma-separated):
 - ``powersgd`` or ``powersgd:rank=2``: PyTorch's PowerSGD hook (error feedback, warm start);
 - ``METHOD:COMPRESSOR[:key=value,...]``: a commpress hook, METHOD one of ``mean`` (compressed
   averaging), ``ef`` (error feedback), ``ef21``, ``diana``; COMPRESSOR any registered name, e.g.
-  ``mean:cq``, ``ef:sign``, ``mean:qsgd:s=4``, ``ef21:permk:scaled=False``.
+  ``mean:cq:levels=15``, ``ef:sign``, ``mean:qsgd:s=4``, ``ef21:permk:scaled=False``.
 
 Data: ``--data PATH`` is the folder with ``t10k-images-idx3-ubyte.gz`` and
 ``t10k-labels-idx1-ubyte.gz`` (the official 10k test split, split here 8000 train / 2000 test);
@@ -16,16 +16,26 @@ and when the files are absent scikit-learn's bundled 8x8 digits are used (80/20 
 
 Prints one row per method: final test accuracy, bytes sent per step per rank (the payload: what
 a compressed wire carries; for the commpress hooks the real packed payload, headers included),
-the bytes each rank handed to the collectives, and the wall time per training step.
+the bytes each rank handed to the collectives, and the wall time per training step. A run that
+diverges is marked ``diverged`` and a note under the table says why.
+
+Which combinations work at 2 ranks: ``mean`` adds the compressor's noise to the gradient with
+nothing to damp it, and with n = 2 ranks there is little averaging; 1-bit CQ in the default
+norm range has omega = d - 1, so ``mean:cq`` diverges within tens of steps (its advantage
+grows with the number of ranks). The defaults show CQ where it works: 1 bit per coordinate in the
+``minmax`` range (a tighter range than the norm), and 15 levels (4 bits), without memory and with
+DIANA. ``ef`` and ``ef21`` need a contractive compressor (sign, top-k, unscaled PermK); raw
+unbiased quantizers with omega >= 1 diverge under them.
 
     python examples/ddp_mnist.py --data /work/shared/datasets/mnist
-    python examples/ddp_mnist.py --epochs 5 --methods allreduce,mean:cq,ef:sign
+    python examples/ddp_mnist.py --epochs 5 --methods allreduce,mean:cq:levels=15,ef:sign
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import math
 import os
 import socket
 import sys
@@ -48,9 +58,10 @@ DEFAULT_METHODS = [
     ("fp16", None),
     ("powersgd", None),
     ("mean:identity", None),
-    ("mean:cq", None),
+    ("mean:cq:range=minmax", None),  # 1-bit CQ; in the norm range (mean:cq) it diverges at 2 ranks
     ("mean:cq:levels=15", None),
     ("mean:iq:levels=15", None),
+    ("diana:cq:levels=15", None),
     ("ef:sign", None),
     ("ef21:sign", "ef21:permk:scaled=False"),
     ("mean:natural", "mean:qsgd:s=16"),
@@ -119,6 +130,65 @@ def default_methods() -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+#: A hook averaging an unbiased compressor without memory (``mean``) or with DIANA's shifts is
+#: expected to diverge at this lr when the variance factor A of the averaged message (its AB
+#: constant, about omega / n) exceeds this. Measured on MNIST at 2 ranks, lr 0.1: A = 20 (CQ and
+#: IQ, 15 levels) trains; A = 93 (7 levels) trains with CQ but IQ diverges; A = 4549 (1-bit CQ,
+#: norm range) diverges within 20 steps.
+NOISY_A = 50.0
+
+
+def divergence_risk(spec: str, n: int, d: int) -> str | None:
+    """Why ``spec`` is expected to diverge with ``n`` ranks and ``d`` parameters per bucket, or None.
+
+    From the compressor's stated constants only (no training): EF/EF21 with a compressor that is
+    not contractive, or an unbiased compressor averaged with a variance factor A above NOISY_A.
+    """
+    kind, name, params = parse_method(spec)
+    if name is None:
+        return None
+    compressor = cp.compressors.make(name, **params)
+    try:
+        th = compressor.theory(n, d)
+    except NotImplementedError:
+        return None
+    omega = th.omega
+    if kind in ("ef", "ef21"):
+        contractive = th.kind == "contractive" or th.delta is not None or (omega is not None and omega < 1)
+        if not contractive:
+            w = f"omega = {omega:.3g}" if omega is not None else "no contraction constant"
+            return (f"{kind} needs a contractive compressor; {name} is unbiased with {w} >= 1, so the "
+                    f"error it carries over grows every step (use mean or diana with it, or sign/topk with {kind})")
+        return None
+    if th.kind in ("unbiased", "correlated") and th.A is not None and math.isfinite(th.A) and th.A > NOISY_A:
+        how = "no variance reduction" if kind == "mean" else "DIANA's shift stepsize 1/(omega+1) is too small to help"
+        bits = f"{int(params.get('levels', 1)).bit_length()}-bit " if name in ("cq", "iq") else ""
+        tighter = " or range=minmax" if name in ("cq", "iq") and params.get("range", "norm") == "norm" else ""
+        return (f"{bits}{name} is unbiased with omega = {omega:.3g} and has no error feedback; at n = {n} ranks "
+                f"the averaged gradient's noise is about A = {th.A:.3g} times its squared norm ({how}); "
+                f"use more levels, more ranks{tighter}")
+    return None
+
+
+def divergence_note(spec: str, n: int, d: int) -> str:
+    """A sentence explaining why ``spec`` diverged (the likely cause when theory does not predict it)."""
+    reason = divergence_risk(spec, n, d)
+    if reason is not None:
+        return reason
+    kind, name, params = parse_method(spec)
+    if name is None:
+        return "the learning rate is too large for this method: lower --lr"
+    try:
+        th = cp.compressors.make(name, **params).theory(n, d)
+    except NotImplementedError:
+        th = None
+    if th is not None and th.kind in ("unbiased", "correlated") and kind == "mean":
+        bound = "no worst-case bound" if th.A is None or not math.isfinite(th.A) else f"A = {th.A:.3g}"
+        return (f"{name} is unbiased and averaged over {n} ranks without error feedback or variance reduction "
+                f"({bound} on its noise); use more levels, more ranks, diana, or a lower --lr")
+    return f"the learning rate is too large for {name} under {kind}: lower --lr"
+
+
 def attach(model: DDP, spec: str, seed: int):
     """Register the method's hook; returns a function giving (payload, wire) bytes of the last step."""
     kind, name, params = parse_method(spec)
@@ -161,11 +231,14 @@ def run_method(spec: str, args, rank: int, world: int, data) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     loss_fn = nn.CrossEntropyLoss()
     times, sent = [], [(0, 0)]
-    diverged = False
+    diverged, error = False, None
     try:
         train(model, opt, loss_fn, bytes_of_last_step, args, rank, world, x_train, y_train, times, sent)
     except cp.CommpressError as err:  # every rank raises together (the hooks agree on failures)
         diverged = True
+        error = str(err).splitlines()[0]
+        if not isinstance(err, (cp.errors.NonFiniteError, cp.errors.DistributedError)):
+            error = f"failed (not a divergence): {error}"  # e.g. a compressor the method cannot use
         if rank == 0:
             print(f"  {spec}: stopped at step {len(times)}: {str(err).splitlines()[0]}", flush=True)
     model.eval()
@@ -175,7 +248,7 @@ def run_method(spec: str, args, rank: int, world: int, data) -> dict:
     mean_time = torch.tensor(float(np.mean(times[2:] or times or [0.0])))
     dist.all_reduce(mean_time, op=dist.ReduceOp.MAX)
     return {"method": spec, "accuracy": accuracy, "payload": sent[-1][0], "wire": sent[-1][1],
-            "time": mean_time.item(), "steps": len(times), "diverged": diverged,
+            "time": mean_time.item(), "steps": len(times), "diverged": diverged, "error": error,
             "fp32": 4 * sum(p.numel() for p in model.parameters())}
 
 
@@ -206,6 +279,8 @@ def worker(rank: int, world: int, port: int, args) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         x_train, y_train, x_test, y_test, description = load_data(args.data, args.train_size)
+        if args.epochs is None:  # about 130 steps either way: 1 epoch of MNIST, 6 of the small digits set
+            args.epochs = 6 if description.startswith("sklearn digits") else 1
         methods = args.methods.split(",") if args.methods else default_methods()
         if rank == 0:
             n_params = sum(p.numel() for p in make_model(x_train.shape[-1]).parameters())
@@ -219,22 +294,31 @@ def worker(rank: int, world: int, port: int, args) -> None:
                 print(f"  done {spec}: {r['steps']} steps, accuracy {r['accuracy']:.4f}, "
                       f"{1e3 * r['time']:.1f} ms/step", flush=True)
         if rank == 0:
-            print_table(rows)
+            print_table(rows, world, sum(p.numel() for p in make_model(x_train.shape[-1]).parameters()))
     finally:
         dist.destroy_process_group()
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], world: int, n_params: int) -> None:
     """bytes/step/rank: payload of the last step (compressor messages incl. headers; raw tensors for the
-    baselines); collective in B: what each rank handed to the collectives (padding, length words)."""
+    baselines); collective in B: what each rank handed to the collectives (padding, length words).
+    Each diverged row gets a note under the table saying why."""
     head = f"| {'method':<24} | {'test acc':>8} | {'bytes/step/rank':>15} | {'vs fp32':>8} | {'collective in B':>15} | {'ms/step':>7} |"
     print()
     print(head)
     print("|" + "|".join("-" * (len(c) + 0) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
-        acc = "diverged" if r["diverged"] else f"{r['accuracy']:8.4f}"
+        acc = ("failed" if (r["error"] or "").startswith("failed") else "diverged") if r["diverged"] else f"{r['accuracy']:8.4f}"
         print(f"| {r['method']:<24} | {acc:>8} | {r['payload']:15,d} | {r['fp32'] / max(r['payload'], 1):7.1f}x "
               f"| {r['wire']:15,d} | {1e3 * r['time']:7.2f} |")
+    diverged = [r for r in rows if r["diverged"]]
+    if diverged:
+        print("notes:")
+    for r in diverged:
+        if r["error"] and r["error"].startswith("failed"):
+            print(f"  {r['method']} stopped at step {r['steps']}: {r['error']}")
+        else:
+            print(f"  {r['method']} diverged at step {r['steps']}: {divergence_note(r['method'], world, n_params)}.")
 
 
 def free_port() -> int:
@@ -247,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="folder with the MNIST t10k IDX files (default: search, else digits)")
     parser.add_argument("--methods", default=None, help="comma-separated methods (default: a representative set)")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the training data (default: 1 on MNIST, 6 on the digits fallback)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop each method after this many steps (0: no limit)")
     parser.add_argument("--batch-size", type=int, default=32, help="per rank")
     parser.add_argument("--lr", type=float, default=0.1)

@@ -14,7 +14,7 @@ H0_CHOICES = ("zero", "grad")
 
 
 def shift_alpha(algo: Algorithm, alpha: Any) -> tuple[float, str]:
-    """α given, else :math:`1/(\\omega+1)` from the compressor's theory (spec §5)."""
+    """α given, else :math:`1/(\\omega+1)` from the compressor's theory (DIANA: Mishchenko et al. 2019)."""
     owner = type(algo).__name__
     if alpha is not None:
         return check_positive("alpha", alpha, owner, upper=1.0), "given"

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
+import re
 from typing import Any, ClassVar
 
 import torch
@@ -37,6 +39,10 @@ from commpress.problems.base import Problem
 
 #: Round number under which initial communication is charged.
 INIT_ROUND = -1
+#: Where a stepsize goes besides ``gamma=``, for the messages.
+_STEPSIZE_WAYS = "(cp.simulate: stepsize=; a TOML config: [run] stepsize)"
+#: The start of a theory error's closing hint: ", or pass X=", "; pass X=", ". Pass X=", ...
+_PASS_HINT = re.compile(r"(?:,?\s+or\s+|[;:.]?\s+|^)pass\s+\w+=", re.IGNORECASE)
 
 
 def algorithm_state(cls: type) -> type:
@@ -81,7 +87,8 @@ def contractive_scale(compressor: Compressor, n: int, d: int, scale: Any, owner:
     """The factor ``s`` applied to decoded messages and the contraction δ of ``s·C``.
 
     ``scale="auto"``: 1 for a contractive compressor (δ from its theory); ``1/(1+ω)`` for an
-    unbiased one (then ``s·C ∈ B(1/(1+ω))``, spec ``algorithms.md`` §0); ``scale=None``: 1 (raw
+    unbiased one (then ``s·C ∈ B(1/(1+ω))``, the standard rescaling, e.g. Beznosikov et al. 2020);
+    ``scale=None``: 1 (raw
     compressor, δ as its theory states); a number: that factor (δ unknown).
     """
     th = compressor_theory(compressor, n, d)
@@ -258,9 +265,30 @@ class Algorithm:
         except NotImplementedError:
             raise ConfigError(
                 f"{self.name}: no theoretical stepsize is known for this problem/compressor; "
-                "pass gamma= (simulate: stepsize=), e.g. tuned over 2^j multiples."
+                f"pass gamma= {_STEPSIZE_WAYS}, e.g. tuned over 2^j multiples."
             ) from None
+        except ConfigError as err:
+            raise self._algorithm_hint(err, f"Or pass gamma=<stepsize> {_STEPSIZE_WAYS} to run {self.name} "
+                                            "without its theoretical stepsize.") from None
         return check_positive("theoretical gamma", gamma, type(self).__name__)
+
+    def _algorithm_hint(self, err: ConfigError, fix: str) -> ConfigError:
+        """``err`` from :mod:`commpress.theory`, its closing hint made true for this algorithm.
+
+        The theory's functions take the constants they miss (``pass delta=...``, ``A=... and B=...``);
+        an algorithm takes only its constructor's parameters. A hint naming one it does not take
+        is replaced by ``fix`` (e.g. pass a stepsize); hints naming only parameters it takes stay.
+        """
+        message = str(err)
+        match = _PASS_HINT.search(message)
+        if match is None:
+            return err
+        hinted = set(re.findall(r"\b(\w+)=", message[match.start():]))
+        taken = {p.name for p in inspect.signature(type(self).__init__).parameters.values()
+                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if hinted <= taken:
+            return err
+        return ConfigError(f"{message[:match.start()].rstrip(' ,;:.')}. {fix}")
 
     def _seed(self, t: int, role: str, *more: int | str) -> int:
         """Round seed ``derive_seed(seed, t, role, *more)``."""

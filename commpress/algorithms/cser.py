@@ -46,7 +46,7 @@ class CSER(Algorithm):
     (``problem.client_grads_at`` when the problem has it). ``gamma`` is η; no closed form.
 
     .. note:: The reset schedule counts steps from 1 (reset after steps H, 2H, ...), i.e. the
-       spec's :math:`t \equiv 0 \pmod H` with 1-based t.
+       reference optimizer's :math:`t \equiv 0 \pmod H` with 1-based t (Xie et al., NeurIPS 2020).
 
     Args:
         compressor: :math:`\mathcal C_1` (every step).

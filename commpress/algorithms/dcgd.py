@@ -19,7 +19,7 @@ class DCGDState:
 
 @register("dcgd")
 class DCGD(Algorithm):
-    r"""DCGD (Khirirat, Feyzmahdavian, Johansson 2018; named in Panferov et al. 2024, §1).
+    r"""DCGD (Khirirat, Feyzmahdavian, Johansson 2018; named in Panferov et al. 2024, Sec. 1).
 
     Client i sends a fresh compression of its (stochastic) gradient; the server averages:
 
@@ -31,7 +31,8 @@ class DCGD(Algorithm):
     every replica applies the same received vector. State: ``x`` only.
 
     Stepsize: ``gamma=None`` takes ``theory.default_stepsize("dcgd", ...)``
-    (:math:`\min\{1/L_-, 1/\sqrt{L_- A K}\}`, :math:`A=\omega L_{\max}/n`; spec ``algorithms.md`` §3, §16),
+    (:math:`\min\{1/L_-, 1/\sqrt{L_- A K}\}`, :math:`A=\omega L_{\max}/n`; Khaled, Richtárik, Better theory for
+    SGD in the nonconvex world, 2020, ABC framework),
     with ``horizon`` = K.
 
     Args:

@@ -25,7 +25,7 @@ class DIANAState:
 
 @register("diana")
 class DIANA(Algorithm):
-    r"""DIANA (Mishchenko, Gorbunov, Takáč, Richtárik 2019, Alg. 1; spec ``algorithms.md`` §5).
+    r"""DIANA (Mishchenko, Gorbunov, Takáč, Richtárik 2019, Alg. 1).
 
     .. math::
         \Delta_i^k = g_i^k - h_i^k,\quad \hat\Delta_i^k = \mathcal Q_i(\Delta_i^k),\quad

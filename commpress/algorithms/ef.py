@@ -30,7 +30,7 @@ class EF(Algorithm):
     with :math:`g_i^t` the exact or stochastic local gradient. The server broadcasts the averaged
     update (downlink compressor); every replica subtracts the received vector.
     The compressor should be contractive; with ``scale="auto"`` an unbiased :math:`\mathcal C \in \mathbb U(\omega)`
-    is used as :math:`\frac1{1+\omega}\mathcal C \in \mathbb B(\frac1{1+\omega})` (spec ``algorithms.md`` §0).
+    is used as :math:`\frac1{1+\omega}\mathcal C \in \mathbb B(\frac1{1+\omega})` (the standard rescaling).
     No closed-form stepsize: pass ``gamma`` (tuned).
 
     Args:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import torch
@@ -12,6 +13,23 @@ from commpress.algorithms.registry import register
 from commpress.errors import ConfigError
 
 G0_CHOICES = ("grad", "compressed", "zero")
+
+
+def _check_oracle_keys(oracle: dict[str, Any], owner: str) -> None:
+    """``**oracle`` takes the oracle's ``batch_size`` and ``noise`` only: anything else is a ConfigError."""
+    unknown = sorted(set(oracle) - {"batch_size", "noise"})
+    if not unknown:
+        return
+    key = unknown[0]
+    known = ["gamma", "seed", "downlink_compressor", "g0", "scale", "batch_size", "noise"]
+    if key == "delta":
+        hint = (" The contraction constant comes from the compressor's theory; for a compressor that states "
+                "none, pass gamma=<stepsize> (cp.simulate: stepsize=; a TOML config: [run] stepsize), or use "
+                "scale='auto' with an unbiased compressor (delta = 1/(1+omega)).")
+    else:
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{owner} has no parameter {key!r}.{hint} Its parameters are: compressor, {', '.join(known)}.")
 
 
 @algorithm_state
@@ -37,7 +55,8 @@ class EF21(Algorithm):
     :math:`\mathcal C \in \mathbb U(\omega)` into the contractive :math:`\frac1{1+\omega}\mathcal C`.
 
     Stepsize (``gamma=None``): :math:`1/(L_- + L_{QM}\sqrt{\beta/\theta})`, :math:`\theta = 1-\sqrt{1-\delta}`,
-    :math:`\beta = (1-\delta)/(1-\sqrt{1-\delta})` (spec ``algorithms.md`` §12), from ``theory``.
+    :math:`\beta = (1-\delta)/(1-\sqrt{1-\delta})` (Richtárik, Sokolov, Fatkhullin, NeurIPS 2021, nonconvex
+    case), from ``theory``.
 
     Args:
         compressor: contractive compressor (or unbiased, rescaled).
@@ -68,6 +87,7 @@ class EF21(Algorithm):
             raise ConfigError(f"{owner} needs g0 in {list(G0_CHOICES)}; got g0={g0!r}.")
         self.g0 = g0
         self.scale, self.delta = contractive_scale(self.compressor, self.n, self.d, scale, owner)
+        _check_oracle_keys(oracle, owner)
         self.oracle = Oracle(problem, self.network, owner=owner, **oracle)
         self._resolve_gamma()
 

@@ -10,7 +10,7 @@ from commpress.algorithms.registry import register
 
 @register("ef21_sgd")
 class EF21SGD(EF21):
-    r"""EF21-SGD (Fatkhullin, Sokolov, Gorbunov, Li, Richtárik 2021, §4).
+    r"""EF21-SGD (Fatkhullin, Sokolov, Gorbunov, Li, Richtárik 2021, Sec. 4).
 
     The EF21 update with a stochastic gradient:
 
@@ -24,7 +24,7 @@ class EF21SGD(EF21):
     (``noise`` = σ).
 
     Stepsize (``gamma=None``): the plain EF21 stepsize, as the authors' scripts use (times a tuned
-    factor); the theorem's modified θ, β are not re-read (spec ``algorithms.md`` §12).
+    factor); the theorem's modified θ, β are not re-read (Fatkhullin et al. 2021, Sec. 4).
 
     References:
         Fatkhullin et al., EF21 with bells & whistles, 2021, Alg. EF21-SGD.

@@ -10,7 +10,7 @@ from commpress.algorithms.registry import register
 
 @register("gd")
 class GD(DCGD):
-    r"""Distributed gradient descent (spec ``algorithms.md`` §1).
+    r"""Distributed gradient descent (MARINA with p = 1; descent-lemma stepsize 1/L).
 
     .. math:: x^{k+1} = x^k - \gamma\,\frac1n\sum_{i=1}^n \nabla f_i(x^k)
 

@@ -42,7 +42,8 @@ class MARINA(Algorithm):
     iterate.
 
     Stepsize (``gamma=None``): :math:`1/M`, :math:`M = L_- + \sqrt{\frac{1-p}{p}((A-B)L_+^2 + B L_\pm^2)}`
-    (Szlendak et al. 2021; spec ``algorithms.md`` §9) from ``theory.default_stepsize``.
+    (Szlendak, Tyurin, Richtárik, ICLR 2022, MARINA under the AB-inequality) from
+    ``theory.default_stepsize``.
     ``p=None``: the communication-optimal :math:`p^\star` of ``theory`` (CQ paper App. D.2.1),
     else ``p = ζ/(32 d)``.
 
@@ -91,8 +92,14 @@ class MARINA(Algorithm):
         th = self._theory_compressor()
         if th is None:
             raise ConfigError(f"{self.name}: the compressor states no theory; pass p= explicitly.")
-        params = theory.default_params(self.name, self.problem.smoothness(), th, self.n, self.d,
-                                       **{**self._theory_params(), "p": "optimal"})
+        try:
+            params = theory.default_params(self.name, self.problem.smoothness(), th, self.n, self.d,
+                                           **{**self._theory_params(), "p": "optimal"})
+        except ConfigError as err:
+            fix = ("Or pass p=<probability in (0, 1]> and gamma=<stepsize> (cp.simulate: p=, stepsize=; a TOML "
+                   f"config: [run] params = {{p = ...}} and [run] stepsize) to run {self.name} without its "
+                   "theoretical p and stepsize.")
+            raise self._algorithm_hint(err, fix) from None
         return check_positive("p", params["p"], type(self).__name__, upper=1.0)
 
     def _theory_params(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from commpress.algorithms.registry import register
 
 @register("psgd")
 class PSGD(DCGD):
-    r"""Parallel SGD (the NEOLITHIC talk's "PSGD"; spec ``algorithms.md`` §2).
+    r"""Parallel SGD (minibatch SGD over n workers; "PSGD" of Huang et al., NEOLITHIC, NeurIPS 2022).
 
     .. math:: x^{k+1} = x^k - \frac\gamma n\sum_{i=1}^n O_i(x^k;\zeta_i^k)
 

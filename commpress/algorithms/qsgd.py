@@ -8,7 +8,7 @@ from commpress.algorithms.registry import register
 
 @register("qsgd")
 class QSGD(DCGD):
-    r"""QSGD (Alistarh, Grubic, Li, Tomioka, Vojnović, NeurIPS 2017; spec ``algorithms.md`` §4).
+    r"""QSGD (Alistarh, Grubic, Li, Tomioka, Vojnović, NeurIPS 2017).
 
     Each worker quantizes its own stochastic gradient with :math:`Q_s` and the server applies the
     average of the decoded vectors:

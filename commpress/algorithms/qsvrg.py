@@ -24,7 +24,7 @@ class QSVRGState:
 
 @register("qsvrg")
 class QSVRG(Algorithm):
-    r"""QSVRG (Alistarh et al., NeurIPS 2017, §3.3 "Quantized SVRG"; spec ``algorithms.md`` §7, recalled).
+    r"""QSVRG (Alistarh et al., NeurIPS 2017, Sec. 3.3 "Quantized SVRG", Thm. 3.6; recalled).
 
     Epoch p with anchor :math:`y^{(p)}`: every client sends its full local gradient at the anchor
     densely (32 d bits) and the server broadcasts :math:`H = \nabla f(y^{(p)})`; :math:`x_1 = y^{(p)}`;

@@ -15,7 +15,7 @@ from commpress.errors import ConfigError
 
 @register("weighted_marina")
 class WeightedMARINA(MARINA):
-    r"""Weighted MARINA with ISCC (Panferov et al. 2024, Algorithm 4, Theorems 2-3; spec ``algorithms.md`` §10).
+    r"""Weighted MARINA with ISCC (Panferov et al. 2024, Algorithm 4, Theorems 2-3).
 
     As MARINA, but the compressed branch is one joint estimator of the mean,
 

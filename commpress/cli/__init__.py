@@ -26,6 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _file_error(err: OSError) -> str:
+    """One line for a failed file operation: what, which file, and what to check."""
+    names = " -> ".join(repr(str(f)) for f in (err.filename, err.filename2) if f is not None)
+    return (f"{err.strerror or type(err).__name__}: {names}. Check that the path exists and is a folder where "
+            "one is needed, that you may write there, and that the disk has room; or choose another --out.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -37,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CommpressError as err:
         print(f"commpress: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:  # not a file: a socket, a process... keep the traceback
+            raise
+        print(f"commpress: error: {_file_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("commpress: interrupted", file=sys.stderr)

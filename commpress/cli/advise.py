@@ -15,7 +15,9 @@ def add_parser(sub) -> None:
             "DDP step per compressor against DDP's fp32 all-reduce and PyTorch's fp16 hook "
             "(ring all-reduce 2(k-1)/k*B/bandwidth for summable messages, all-gather (k-1)*B/bandwidth "
             "for the others, plus latency terms). --bandwidth and --latency replace the measured link "
-            "(a what-if). Bandwidth units as tc's: bit, kbit, Mbit, Gbit (bits/s) or MB/s, GB/s (bytes/s)."
+            "(a what-if). Bandwidth units: a lowercase b is a bit, an uppercase B a byte: Mbit, Mbit/s, Mb/s, "
+            "Mbps (bits/s); MB/s, MBps, MiB/s (bytes/s); prefixes k, M, G, T, Ki, Mi, Gi. tc's all-lowercase "
+            "kbps/mbps/gbps (bytes/s in tc, bits/s to most people) are refused as ambiguous."
         ),
         epilog=("Examples:\n  commpress advise\n"
                 "  commpress advise --bandwidth 100Mbit --latency 1ms --model-params 10000000\n"
@@ -25,7 +27,8 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--processes", type=int, default=2, help="ranks (default 2)")
-    p.add_argument("--bandwidth", default=None, help="link bandwidth instead of measuring it, e.g. 100Mbit, 1Gbit, 50MB/s")
+    p.add_argument("--bandwidth", default=None,
+                   help="link bandwidth instead of measuring it, e.g. 100Mbit, 100Mbps, 1Gbit/s (bits/s) or 50MB/s (bytes/s)")
     p.add_argument("--latency", default=None, help="link latency instead of measuring it, e.g. 1ms, 50us")
     p.add_argument("--compressors", default=None,
                    help="comma-separated compressors, each name[:key=value,...], e.g. sign,cq:levels=15,range=norm,qsgd:s=7 "

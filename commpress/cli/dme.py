@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -34,14 +33,16 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from commpress.experiments.dme import DEFAULT_COMPRESSORS, format_table, plot_dme, run_dme
     from commpress import compressors
+    from commpress._checks import check_output_dir
+    from commpress.experiments.dme import DEFAULT_COMPRESSORS, format_table, plot_dme, run_dme
 
     names = [c.strip() for c in args.compressors.split(",") if c.strip()] if args.compressors else [
         c for c in DEFAULT_COMPRESSORS if c in compressors.names()
     ]
     for name in names:
         compressors.get(name)  # unknown names fail before any work
+    out = check_output_dir(args.out)  # and so does an output folder that cannot be written
     start = time.perf_counter()
     bar = tqdm(total=len(names), desc="dme", unit="compressor", disable=args.quiet, leave=False)
     results = run_dme(n=args.n, d=args.d, mode=args.mode, compressors=names, repetitions=args.repetitions,
@@ -50,8 +51,6 @@ def run(args) -> int:
     title = f"DME, {args.mode} vectors, n={args.n}, d={args.d}, {args.repetitions} repetitions"
     print(title)
     print(format_table(results))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     plot_dme(results, out / "dme.png", title)
     (out / "results.json").write_text(json.dumps({"n": args.n, "d": args.d, "mode": args.mode,
                                                   "repetitions": args.repetitions, "seed": args.seed,

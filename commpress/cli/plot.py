@@ -33,8 +33,19 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from commpress._checks import check_output_dir
+    from commpress.errors import ConfigError
     from commpress.experiments.plots import plot_dirs
 
+    if args.out is not None:  # the PNG's folder must be writable before anything is drawn
+        if Path(args.out).is_dir():
+            raise ConfigError(f"--out {args.out!r} is a folder; give the PNG's file name, e.g. "
+                              f"{str(Path(args.out) / f'{args.y}_vs_{args.x}.png')!r}.")
+        check_output_dir(Path(args.out).parent, fix="give --out a PNG path in a folder you can write")
+    elif Path(args.dirs[0]).is_dir():  # the default: a PNG in the first folder (a missing one is reported below)
+        check_output_dir(args.dirs[0], fix="give --out a PNG path in a folder you can write")
     path = plot_dirs(args.dirs, x=args.x, y=args.y, path=args.out, all_multipliers=args.all_multipliers)
     print(f"wrote {path}")
     return 0

@@ -101,10 +101,16 @@ def run(args) -> int:
     if args.processes is not None:
         from commpress.distributed import launch_command
 
-        load_config(args.config)  # a bad config is reported once, here
+        from commpress._checks import check_output_dir
+        from commpress.experiments.config import check
+        from commpress.experiments.runner import default_out
+
+        config = load_config(args.config)  # a bad config or --out is reported once, here, not by every rank
+        check(config)
+        check_output_dir(args.out if args.out is not None else default_out(config))
         return launch_command(_dist_argv(args), processes=args.processes, master_addr=args.master_addr,
                               timeout=args.timeout)
-    config = load_config(args.config)
+    config = load_config(args.config)  # the runner checks the config, then --out, then computes
     if args.backend == "dist":
         from commpress.experiments.distributed import run_sweep as run_dist
 

@@ -1,6 +1,6 @@
 """Splitting ``total`` items into ``parts`` nearly equal consecutive groups (PermK, PermK+CQ).
 
-Convention (spec §9-§10 **[choice]**): the first ``total % parts`` groups have
+Convention (ours; no paper fixes it): the first ``total % parts`` groups have
 ``ceil(total / parts)`` items, the others ``floor(total / parts)``; group ``g`` starts at
 ``g * floor + min(g, total % parts)``. Everything is vectorised over positions / group indices.
 """

@@ -1,4 +1,6 @@
-"""Shared machinery of the "norm + sign + level" quantizers (spec ``compressors.md`` §2, §3.1, §4, §6).
+"""Shared machinery of the "norm + sign + level" quantizers (Alistarh et al., QSGD, NeurIPS 2017;
+Horváth et al., Natural compression for distributed deep learning, 2019; Wen et al., TernGrad,
+NeurIPS 2017; Horváth et al., VR-DIANA, 2019, Examples 1 and 3).
 
 Random dithering, QSGD, natural dithering, TernGrad and block quantization all send, per block
 :math:`v` of a row (the whole row unless blocked), a float32 norm :math:`N = \\|v\\|_p` and per
@@ -212,7 +214,8 @@ class NormDither(Compressor):
     def _elias_bits_bounds(self, d: int) -> dict:
         r"""Bit counts of the Elias format: worst case (all d levels nonzero, level s, gaps 1) and
         QSGD's bound on the expected length, :math:`(3 + (3/2 + o(1))\log_2\frac{2(s^2+d)}{s(s+\sqrt d)})
-        s(s+\sqrt d) + 32` (Alistarh et al. 2017 [recalled], spec §2) with the o(1) term set to 0."""
+        s(s+\sqrt d) + 32` (Alistarh et al., QSGD, NeurIPS 2017; recalled, not re-read) with the
+        o(1) term set to 0."""
         B = self._blocks(d)
         t = self._num_blocks(d)
         s = self.s

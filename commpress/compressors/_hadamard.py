@@ -1,4 +1,4 @@
-"""Fast Walsh-Hadamard transform, batched over rows (used by DRIVE and EDEN, spec §11.1).
+"""Fast Walsh-Hadamard transform, batched over rows (used by DRIVE and EDEN: Vargaftik et al., NeurIPS 2021, ICML 2022).
 
 :math:`H_1 = [1]`, :math:`H_{2m} = \\begin{bmatrix} H_m & H_m \\\\ H_m & -H_m \\end{bmatrix}` (Sylvester
 order, symmetric, :math:`H_{d}^2 = d I`). Because :math:`H_{2^L} = H_{2^{k_1}} \\otimes \\dots \\otimes

@@ -1,4 +1,4 @@
-r"""Lloyd-Max quantizer of the standard normal (EDEN's codebook, spec §11.3).
+r"""Lloyd-Max quantizer of the standard normal (EDEN's codebook: Vargaftik et al., EDEN, ICML 2022).
 
 The :math:`2^b` centroids are symmetric; on the positive half, with boundaries
 :math:`t_0 = 0 < t_1 < \dots < t_{h} = \infty` (:math:`h = 2^{b-1}`, :math:`t_i = (c_{i-1} + c_i)/2`),
@@ -12,7 +12,7 @@ then Newton's method on :math:`L(c) - c = 0` with the exact (tridiagonal) Jacobi
 (:math:`\partial c_i/\partial t_i = \varphi(t_i)(c_i - t_i)/M_i`,
 :math:`\partial c_i/\partial t_{i+1} = \varphi(t_{i+1})(t_{i+1} - c_i)/M_i`, :math:`M_i` the cell mass),
 which converges to the fixed point to ~1e-15 in a handful of steps (plain Lloyd needs ~10^5
-iterations at b = 7). Values agree with the spec's table (b = 1..4) to all printed digits.
+iterations at b = 7). Values agree with the published centroids (b = 1..4) to all printed digits.
 The distortion is :math:`D_b = \mathbb E(z - c(z))^2 = 1 - \sum_i P_i c_i^2`.
 """
 

@@ -1,6 +1,7 @@
 """Stochastic rounding onto powers of two, by IEEE-754 bit manipulation (vectorised, exact).
 
-Used by natural dithering (spec ``compressors.md`` §3.1) and natural compression (§3.2). The grid is
+Used by natural dithering and natural compression (Horváth et al., Natural compression for
+distributed deep learning, 2019). The grid is
 :math:`\\{0\\} \\cup \\{2^j : j \\ge m\\}`; for :math:`z \\ge 0` the lower grid point is :math:`2^{\\lfloor\\log_2 z\\rfloor}` (read
 off the exponent field) or 0 below :math:`2^m`, and the code of grid point :math:`2^j` is :math:`j - m + 1`
 (code 0 is the point 0). Codes are uint8 (at most 255 grid points).

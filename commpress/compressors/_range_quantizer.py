@@ -1,6 +1,6 @@
 """Shared machinery of IQ and CQ: stochastic rounding of x_i onto s intervals of a range [l_i, r_i].
 
-CQ paper Defs. 5-7 (spec §7-§8): with u = (x - l) / (r - l) in [0, 1], m = min(floor(s u), s - 1),
+Panferov et al. 2024 (the CQ paper), Defs. 5-7: with u = (x - l) / (r - l) in [0, 1], m = min(floor(s u), s - 1),
 t = s u - m, client i sends level m + 1{U < t} and the server decodes l + (r - l) * level / s.
 IQ draws the threshold U from a private uniform; CQ correlates the thresholds of the clients.
 """
@@ -106,7 +106,7 @@ class RangeQuantizer(Compressor):
         if (1 << self.width) - 1 > self.levels and bool((message["level"] > self.levels).any()):
             raise PayloadError(f"{self.name}: a level exceeds s={self.levels}; the payload is corrupted.")
 
-    # -- theory shared by IQ and CQ (spec §7, §8.4)
+    # -- theory shared by IQ and CQ (CQ paper Prop. 3, Thm. 1; rigorous constants derived by us)
     def _omega(self, d: int) -> float:
         if self.range != "norm":
             return math.inf  # the range is not tied to ||x||: no scale-invariant omega

@@ -1,6 +1,7 @@
 """Shared machinery of DRIVE and EDEN: rotate, quantise each rotated coordinate, send a scale.
 
-Spec §11. A client rotates its (zero-padded) vector, :math:`y = R(x')`, quantises every
+Vargaftik et al., DRIVE (NeurIPS 2021) and EDEN (ICML 2022). A client rotates its (zero-padded)
+vector, :math:`y = R(x')`, quantises every
 coordinate of y to a codebook point :math:`c_m` (DRIVE: a sign, EDEN: a Lloyd-Max centroid of the
 normalised coordinate), and sends the codes with one float32 scale S; the server returns
 :math:`R^{-1}(S c)` truncated to d entries. Subclasses say how codes and the scale are made.

@@ -1,4 +1,4 @@
-r"""Random rotations of DRIVE and EDEN (spec §11.1), drawn from keyed streams.
+r"""Random rotations of DRIVE and EDEN (Vargaftik et al. 2021, 2022), drawn from keyed streams.
 
 Randomized Hadamard: pad x with zeros to :math:`d' = 2^{\lceil\log_2 d\rceil}`, then
 

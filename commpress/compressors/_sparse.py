@@ -2,7 +2,7 @@
 
 - :func:`check_k_params` / :func:`resolve_k`: ``k`` (an int) or ``ratio`` (a fraction of d), resolved
   per call from d (the default must work for every d >= 1);
-- index sets (spec §0.4): a set of ``c`` of d indices travels as ``c`` indices of
+- index sets (our wire convention): a set of ``c`` of d indices travels as ``c`` indices of
   ``ceil(log2 d)`` bits, ascending, or as a d-bit bitmap, whichever is shorter (ties: the list;
   d = 1 needs 0 bits). :func:`index_fields` gives the fields, :func:`index_message` the numbers,
   :func:`mask_from_message` the validated mask back.

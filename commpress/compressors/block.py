@@ -1,4 +1,4 @@
-"""Block quantization: QSGD with bucketing, one norm per block (poster Example 3; spec §6)."""
+"""Block quantization: QSGD with bucketing, one norm per block (Horváth et al., VR-DIANA, 2019, Example 3)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Block(NormDither):
 
     x is split into :math:`t = \lceil d/B\rceil` contiguous blocks :math:`v_b` = coordinates :math:`[bB, (b+1)B)`
     (the last possibly shorter, sizes :math:`d_b`), and each block is compressed by random dithering
-    (spec §2) with its own :math:`\|v_b\|_p`; with the defaults p = 2, s = 1:
+    (Alistarh et al., QSGD, NeurIPS 2017) with its own :math:`\|v_b\|_p`; with the defaults p = 2, s = 1:
 
     .. math:: \mathcal C(x)_j = \|v_b\|_2 \operatorname{sign}(x_j)\,\mathbf 1\{\xi_j < |x_j|/\|v_b\|_2\},
               \qquad j \in \text{block } b .
@@ -37,7 +37,7 @@ class Block(NormDither):
 
     References:
         Horváth, Kovalev, Mishchenko, Richtárik, Stich, VR-DIANA poster, Example 3; Alistarh et al.,
-        QSGD, NeurIPS 2017 (bucketing) (spec ``compressors.md`` §6).
+        QSGD, NeurIPS 2017 (bucketing).
     """
 
     def __init__(self, block_size: int = 512, p: float | str = 2, s: int = 1) -> None:

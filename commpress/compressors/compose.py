@@ -43,7 +43,7 @@ class Compose(Compressor):
     exactly (the cross term vanishes), with :math:`\omega_1` taken at the compact dimension for a
     sparsifier inner. AB for the set: if the outer is unbiased with private randomness and the
     inner satisfies AB(A_2, B_2), then AB(A_2 + ω_1(1+ω_2)/n, B_2) (e.g. PermK then IQ on the block:
-    AB(1 + ω_1, 1), Szlendak §2.4); otherwise AB(ω/n, 0) for independent parts and AB(ω, 0) (Jensen)
+    AB(1 + ω_1, 1), Szlendak et al. 2022, Sec. 2.4); otherwise AB(ω/n, 0) for independent parts and AB(ω, 0) (Jensen)
     for correlated ones. Any contractive part: no general class (``kind="biased"``); use the
     scaled unbiased compressor (1/(1+ω)) C instead.
 
@@ -59,11 +59,12 @@ class Compose(Compressor):
         outer: the compressor applied second (name, instance or ``{"name": ..., **params}``);
             default ``"iq"``.
         inner: the compressor applied first; default ``"permk"`` (PermK then 1-bit IQ on each
-            client's block, the setting of Szlendak §2.4 and of PermK+CQ with b = n).
+            client's block, the setting of Szlendak et al. 2022, Sec. 2.4, and of PermK+CQ with b = n).
 
     References:
         Horváth et al., Natural compression for distributed deep learning, 2019 (composition of
-        unbiased compressors); Szlendak et al. 2021 §2.4 (spec ``compressors.md`` §15).
+        unbiased compressors); Szlendak, Tyurin, Richtárik, Permutation compressors for provably
+        faster distributed nonconvex optimization, ICLR 2022, Sec. 2.4 (PermK followed by a quantizer).
     """
 
     def __init__(self, outer: Any = "iq", inner: Any = "permk") -> None:

@@ -77,8 +77,8 @@ class CQ(RangeQuantizer):
 
     References:
         Suresh, Sun, Ro, Yu, Correlated quantization for distributed mean estimation and
-        optimization, ICML 2022; Panferov et al. 2024, Def. 7, Alg. 2, Thm. 1, Cor. 2
-        (spec ``compressors.md`` §8).
+        optimization, ICML 2022; Panferov, Demidovich, Rammal, Richtárik, Correlated Quantization for
+        Faster Nonconvex Distributed Optimization, 2024, Def. 7, Alg. 2, Thm. 1, Cor. 2.
     """
 
     correlated = True

@@ -1,4 +1,4 @@
-"""Random (standard) dithering with s levels in the l_p norm (spec ``compressors.md`` §2)."""
+"""Random (standard) dithering with s levels in the l_p norm (Alistarh et al. 2017; Panferov et al. 2024, Def. 2)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from commpress.compressors.registry import register
 def dithering_omega(d: int, s: int, p: float) -> tuple[float, float]:
     """(omega, general bound) of random dithering at dimension d.
 
-    The bound is :math:`\\min(d^{2/r}/(4s^2), d^{1/r}/s)`, :math:`r = \\min(p, 2)` (spec §2). ``omega`` is
-    the exact supremum where it is known, which is smaller: for s = 1 the error is
+    The bound is :math:`\\min(d^{2/r}/(4s^2), d^{1/r}/s)`, :math:`r = \\min(p, 2)` (from the exact error,
+    :math:`\\phi(t) \\le \\min(1/4, t)`). ``omega`` is the exact supremum where it is known, which is
+    smaller: for s = 1 the error is
     :math:`\\|x\\|_p\\|x\\|_1 - \\|x\\|^2`, whose sup over x is :math:`d^{1/p} - 1` for p <= 2 (all-ones vector)
-    and :math:`(\\sqrt d - 1)/2` for p = inf (spec §4); otherwise the bound.
+    and :math:`(\\sqrt d - 1)/2` for p = inf (TernGrad's case); otherwise the bound.
     """
     r = min(p, 2.0)
     bound = min(d ** (2.0 / r) / (4.0 * s * s), d ** (1.0 / r) / s)
@@ -58,7 +59,7 @@ class Dithering(NormDither):
 
     References:
         Alistarh, Grubic, Li, Tomioka, Vojnovic, QSGD, NeurIPS 2017 (Lemma 3.1, Sec. 3.2); Horváth et al.,
-        VR-DIANA poster, Example 1; Panferov et al. 2024, Def. 2 (spec ``compressors.md`` §2).
+        VR-DIANA poster, Example 1; Panferov et al. 2024, Def. 2.
     """
 
     def __init__(self, p: float | str = 2, s: int = 1, elias: bool = False) -> None:

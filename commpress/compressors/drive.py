@@ -45,7 +45,7 @@ class DRIVE(RotatedQuantizer):
 
     References:
         Vargaftik, Ben-Basat, Portnoy, Mendelson, Ben-Itzhak, Mitzenmacher, DRIVE: One-bit
-        Distributed Mean Estimation, NeurIPS 2021 (spec ``compressors.md`` §11.1-11.2).
+        Distributed Mean Estimation, NeurIPS 2021.
     """
 
     code_bits = 1

@@ -45,8 +45,8 @@ class EDEN(RotatedQuantizer):
 
     References:
         Vargaftik, Ben-Basat, Portnoy, Mendelson, Ben-Itzhak, Mitzenmacher, EDEN: Communication-
-        Efficient and Robust Distributed Mean Estimation for Federated Learning, ICML 2022
-        (spec ``compressors.md`` §11.3). Fractional b and b < 1 are not implemented.
+        Efficient and Robust Distributed Mean Estimation for Federated Learning, ICML 2022.
+        Fractional b and b < 1 are not implemented.
     """
 
     def __init__(self, bits: int = 2, rotation: str = "hadamard", scale: str = "unbiased",

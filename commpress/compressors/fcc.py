@@ -46,8 +46,7 @@ class FCC(Compressor):
 
     References:
         Huang, Chen, Yin, Yuan, Lower bounds and nearly optimal algorithms in distributed
-        learning with communication compression, NeurIPS 2022 (talk: Algorithm "FCC", Lemma 1;
-        spec ``compressors.md`` §17).
+        learning with communication compression, NeurIPS 2022 (talk: Algorithm "FCC", Lemma 1).
     """
 
     def __init__(self, inner: Any = "topk", rounds: int = 2, unbiased_scaling: bool = True) -> None:

@@ -23,7 +23,8 @@ class Identity(Compressor):
         float_bits: 32 (default) or 64.
 
     References:
-        Panferov et al. 2024, Table 4 (spec ``compressors.md`` §1).
+        Panferov, Demidovich, Rammal, Richtárik, Correlated Quantization for Faster Nonconvex
+        Distributed Optimization, 2024, Table 4 (the uncompressed baseline).
     """
 
     summable = True

@@ -34,7 +34,7 @@ class IQ(RangeQuantizer):
 
     References:
         Panferov, Demidovich, Rammal, Richtárik, Correlated Quantization for Faster Nonconvex
-        Distributed Optimization, 2024, Defs. 5-6, Prop. 3 (spec ``compressors.md`` §7).
+        Distributed Optimization, 2024, Defs. 5-6, Prop. 3, Cor. 1.
     """
 
     def _thresholds(self, ctx: Context) -> torch.Tensor:

@@ -55,7 +55,7 @@ class ISCC(Compressor):
     References:
         Tyurin, Sun, Burlachenko, Richtárik, Sharper rates and flexible framework for nonconvex
         SGD with client and data sampling, 2022 (importance sampling, WAB); Panferov et al. 2024,
-        App. C.2, Lemma 4, Thm. 3 (spec ``compressors.md`` §14).
+        App. C.2, Lemma 4, Thm. 3.
     """
 
     correlated = True

@@ -1,4 +1,4 @@
-"""Natural compression: unbiased stochastic rounding to a power of two (spec ``compressors.md`` §3.2)."""
+"""Natural compression: unbiased stochastic rounding to a power of two (Horváth et al. 2019)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Natural(Compressor):
 
     References:
         Horváth, Ho, Horváth, Sahu, Canini, Richtárik, Natural compression for distributed deep
-        learning, 2019/2022 (spec ``compressors.md`` §3.2).
+        learning, 2019/2022.
     """
 
     def params(self) -> dict:

@@ -1,4 +1,4 @@
-"""Natural dithering: random dithering on power-of-two levels (spec ``compressors.md`` §3.1)."""
+"""Natural dithering: random dithering on power-of-two levels (Horváth et al. 2019)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class NaturalDithering(NormDither):
 
     References:
         Horváth, Ho, Horváth, Sahu, Canini, Richtárik, Natural compression for distributed deep
-        learning, 2019/2022; Panferov et al. 2024, Def. 3 (spec ``compressors.md`` §3.1).
+        learning, 2019/2022; Panferov et al. 2024, Def. 3.
     """
 
     def __init__(self, p: float | str = 2, s: int = 3) -> None:

@@ -65,7 +65,7 @@ class PermK(Compressor):
 
     References:
         Szlendak, Tyurin, Richtárik, Permutation compressors for provably faster distributed
-        nonconvex optimization, ICLR 2022 (PermK for d >= n and n >= d; spec ``compressors.md`` §9; the
+        nonconvex optimization, ICLR 2022 (PermK for d >= n and n >= d; the
         generalisation to non-divisible sizes is a library choice).
     """
 

@@ -67,7 +67,7 @@ class PermKCQ(Compressor):
     References:
         Panferov, Demidovich, Rammal, Richtárik, Correlated Quantization for Faster Nonconvex
         Distributed Optimization, 2024, Alg. 3, Cor. 3 (structure recalled; range, bits and
-        constants derived in spec ``compressors.md`` §10).
+        constants derived by us, as stated above).
     """
 
     correlated = True

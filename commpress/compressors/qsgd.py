@@ -1,4 +1,4 @@
-"""QSGD: random dithering in the l_2 norm (Alistarh et al. 2017; spec ``compressors.md`` §2)."""
+"""QSGD: random dithering in the l_2 norm (Alistarh et al., NeurIPS 2017)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class QSGD(Dithering):
 
     References:
         Alistarh, Grubic, Li, Tomioka, Vojnovic, QSGD: Communication-efficient SGD via gradient
-        quantization and encoding, NeurIPS 2017, Lemma 3.1 and Sec. 3.2 (spec ``compressors.md`` §2).
+        quantization and encoding, NeurIPS 2017, Lemma 3.1 and Sec. 3.2.
     """
 
     def __init__(self, s: int = 1, elias: bool = False) -> None:

@@ -43,7 +43,7 @@ class RandK(Compressor):
 
     References:
         Stich, Cordonnier, Jaggi, Sparsified SGD with memory, 2018; Beznosikov et al., On Biased
-        Compression for Distributed Learning, 2020 (spec ``compressors.md`` §12.1).
+        Compression for Distributed Learning, 2020.
     """
 
     def __init__(self, k: int | None = None, ratio: float | None = None, scaled: bool = True,

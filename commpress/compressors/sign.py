@@ -1,4 +1,4 @@
-"""Scaled sign (EF-SGD) and plain sign (signSGD) compressors (spec ``compressors.md`` §5)."""
+"""Scaled sign (EF-SGD) and plain sign (signSGD) compressors (Karimireddy et al. 2019; Bernstein et al. 2018)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Sign(Compressor):
     References:
         Karimireddy, Rebjock, Stich, Jaggi, Error feedback fixes SignSGD and other gradient
         compression schemes, ICML 2019; Bernstein, Wang, Azizzadenesheli, Anandkumar, signSGD,
-        ICML 2018 (spec ``compressors.md`` §5).
+        ICML 2018.
     """
 
     def __init__(self, scaled: bool = True) -> None:

@@ -52,7 +52,8 @@ class Sketch(Compressor):
 
     References:
         Stich, On communication compression for distributed optimization on heterogeneous data,
-        2020; talk Example II of :math:`\mathcal C_\delta` (spec ``compressors.md`` §13).
+        2020; Huang, Chen, Yin, Yuan, NEOLITHIC, NeurIPS 2022 (talk), Example II of
+        :math:`\mathcal C_\delta`.
     """
 
     def __init__(self, k: int | None = None, ratio: float | None = None, scaled: bool = False,

@@ -1,4 +1,4 @@
-"""TernGrad: ternary stochastic rounding scaled by the max norm (Wen et al. 2017; spec §4)."""
+"""TernGrad: ternary stochastic rounding scaled by the max norm (Wen et al., NeurIPS 2017)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ class TernGrad(NormDither):
     r"""TernGrad: :math:`\mathcal C(x) = s_t \operatorname{sign}(x) \circ b`, :math:`s_t = \|x\|_\infty`,
     :math:`b_j \sim \mathrm{Bernoulli}(|x_j|/s_t)` independent.
 
-    This is random dithering with :math:`p = \infty`, s = 1 (spec §2, the CQ paper's Table 2 files it
-    under Def. 2):
+    This is random dithering with :math:`p = \infty`, s = 1 (Panferov et al. 2024, Table 2, files it under
+    Def. 2):
 
     .. math:: \mathcal C(x)_j = \|x\|_\infty \operatorname{sign}(x_j)\, \mathbf 1\{\xi_j < |x_j|/\|x\|_\infty\}.
 
@@ -42,7 +42,7 @@ class TernGrad(NormDither):
 
     References:
         Wen, Xu, Yan, Wu, Wang, Chen, Li, TernGrad: Ternary gradients to reduce communication in
-        distributed deep learning, NeurIPS 2017 (spec ``compressors.md`` §4).
+        distributed deep learning, NeurIPS 2017.
     """
 
     def __init__(self, packing: str = "bits") -> None:

@@ -56,7 +56,7 @@ class TopK(Compressor):
 
     References:
         Aji, Heafield, Sparse communication for distributed gradient descent, 2017; Stich et al.,
-        Sparsified SGD with memory, 2018 (spec ``compressors.md`` §12.2).
+        Sparsified SGD with memory, NeurIPS 2018.
     """
 
     def __init__(self, k: int | None = None, ratio: float | None = None, float_bits: int = 32) -> None:

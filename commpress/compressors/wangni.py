@@ -30,7 +30,7 @@ def kkt_probabilities(a: torch.Tensor, *, kappa: float | None = None, epsilon: f
     (:math:`\lambda = (\kappa - |S|)/\sum_{j\notin S} a_j` or
     :math:`\lambda = \sum_{j\notin S} a_j / ((1+\epsilon)\|a\|^2 - \sum_{j\in S} a_j^2)`), then
     :math:`S = \{j: \lambda a_j > 1\}`, until S stops growing. :math:`\lambda` increases
-    monotonically to the KKT value and S to the set of the spec's sorted rule (the smallest t with
+    monotonically to the KKT value and S to the set of the sorted rule (the smallest t with
     :math:`\lambda_t a_{t+1} \le 1`), typically in a few passes over the rows; rows not settled after
     64 passes (never seen) are solved by the sorted rule :func:`kkt_probabilities_sorted`.
     """
@@ -78,7 +78,8 @@ def kkt_probabilities(a: torch.Tensor, *, kappa: float | None = None, epsilon: f
 
 
 def kkt_probabilities_sorted(a: torch.Tensor, *, kappa: float | None = None, epsilon: float | None = None) -> torch.Tensor:
-    """The spec's sorted rule (§12.3), a full sort per row: the reference for the fixed point above."""
+    """The sorted KKT rule (Wangni et al. 2018, as solved exactly), a full sort per row: the reference
+    for the fixed point above."""
     rows, d = a.shape
     s = a.sort(dim=1, descending=True).values
     m = row_counts(a > 0)
@@ -137,7 +138,7 @@ class Wangni(Compressor):
 
     References:
         Wangni, Wang, Liu, Zhang, Gradient Sparsification for Communication-Efficient Distributed
-        Optimization, NeurIPS 2018; talk Example II (spec ``compressors.md`` §12.3).
+        Optimization, NeurIPS 2018; Huang et al., NEOLITHIC, NeurIPS 2022 (talk), Example II.
     """
 
     def __init__(self, rho: float | None = None, epsilon: float | None = None, float_bits: int = 32) -> None:

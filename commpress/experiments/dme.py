@@ -6,7 +6,7 @@ client and the server averages the reconstructions. We measure the normalised MS
 
     NMSE = E || (1/n) sum_i C_i(x_i) - xbar ||^2 / ( (1/n) sum_i ||x_i||^2 )
 
-(the DRIVE/EDEN normalisation, spec compressors.md §0.1) over ``repetitions`` round seeds, and
+(the normalisation of Vargaftik et al., DRIVE, NeurIPS 2021, and EDEN, ICML 2022) over ``repetitions`` round seeds, and
 the bits per coordinate actually sent (payload bytes * 8 / d, averaged over clients), next to
 the theory's prediction from the compressor's constants:
 

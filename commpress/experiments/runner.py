@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from commpress._checks import check_output_dir
 from commpress.errors import ConfigError
 from commpress.experiments import store
 from commpress.experiments._toml import dumps as toml_dumps
@@ -170,7 +171,7 @@ def run(
     check(cfg)
     method_list = methods(cfg)
     specs = expand(cfg, method_list)
-    out_dir = Path(out) if out is not None else default_out(cfg)
+    out_dir = check_output_dir(Path(out) if out is not None else default_out(cfg))  # before any work
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     resolved = resolved_dict(cfg)

@@ -35,7 +35,7 @@ class RunSpec:
     method_key: str = ""               # not part of the id
 
     def identity(self) -> dict[str, Any]:
-        """What the run computes: the hashed part of the spec."""
+        """What the run computes: the hashed part of the RunSpec."""
         out = asdict(self)
         out.pop("label")
         out.pop("method_key")

@@ -84,7 +84,7 @@ class CompressionHookState:
 
     .. math:: \hat g = \frac1n \sum_{i=1}^n \mathcal C_i(x_i),
 
-    the DCGD estimator (unbiased when :math:`\mathcal C` is; spec ``algorithms.md`` §3).
+    the DCGD estimator (Khirirat et al. 2018; unbiased when :math:`\mathcal C` is).
 
     Args:
         compressor: a registered name (``"cq"``, ``"qsgd"``, ...) or a compressor instance
@@ -284,8 +284,8 @@ class EFHookState(CompressionHookState):
     of large :math:`\omega` the residual grows (use EF21 or DIANA instead).
 
     References:
-        Stich, Cordonnier, Jaggi, Sparsified SGD with memory, NeurIPS 2018 (spec
-        ``algorithms.md`` §11, the "gamma outside" form: the learning rate is the optimiser's).
+        Stich, Cordonnier, Jaggi, Sparsified SGD with memory, NeurIPS 2018 (distributed form
+        with the stepsize outside the memory: the learning rate is the optimiser's).
     """
 
     __slots__ = ()
@@ -319,7 +319,7 @@ class EF21HookState(CompressionHookState):
 
     References:
         Richtárik, Sokolov, Fatkhullin, EF21: A new, simpler, theoretically better, and
-        practically faster error feedback, NeurIPS 2021, Alg. 1 (spec ``algorithms.md`` §12).
+        practically faster error feedback, NeurIPS 2021, Alg. 1.
     """
 
     __slots__ = ()
@@ -373,7 +373,7 @@ class DianaHookState(CompressionHookState):
 
     References:
         Mishchenko, Gorbunov, Takáč, Richtárik, Distributed learning with compressed gradient
-        differences, 2019 (spec ``algorithms.md`` §5).
+        differences, 2019, Alg. 1.
     """
 
     __slots__ = ("alpha", "alphas")

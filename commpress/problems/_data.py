@@ -1,6 +1,7 @@
 r"""Where the rows of a linear-model problem come from: a LibSVM dataset or a seeded generator.
 
-Synthetic generator (ours; the NEOLITHIC talk's laws are not recovered, spec ``problems.md`` §7).
+Synthetic generator (ours; the data laws of the synthetic tasks of Huang et al., NEOLITHIC,
+NeurIPS 2022, are not published in the talk we hold).
 With ``h`` = heterogeneity and ``sigma`` = noise, drawn from the stream
 ``(seed, "problems/synthetic")`` in this order:
 
@@ -33,7 +34,7 @@ def load_dataset(owner: str, dataset: str, n_features: int | None, dtype: torch.
 
 
 def binary_labels(owner: str, y: torch.Tensor, dataset: str) -> torch.Tensor:
-    """Labels mapped to {-1, +1}: the smaller value -> -1, the larger -> +1 (spec §4)."""
+    """Labels mapped to {-1, +1}: the smaller value -> -1, the larger -> +1 (as the MiniFL and EF21 loaders)."""
     values = torch.unique(y)
     if values.numel() != 2:
         shown = values[:6].tolist()

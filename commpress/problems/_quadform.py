@@ -1,4 +1,5 @@
-r"""Exact smoothness constants of client Hessians that do not depend on x (spec ``problems.md`` §1.2, §1.4).
+r"""Exact smoothness constants of client Hessians that do not depend on x (L_pm: Szlendak et al., ICLR 2022;
+weighted: Tyurin et al. 2022 and Panferov et al. 2024, Assumptions 7-8).
 
 For f_i with constant Hessian A_i (quadratics, least squares):
 

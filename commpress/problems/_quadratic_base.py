@@ -82,8 +82,8 @@ class QuadraticProblem(_Quadratic):
 
     .. math:: \nabla f_i(x) = A_i x - b_i,\qquad x^* = \bar A^{-1}\bar b,\quad f^* = -\tfrac12\bar b^\top\bar A^{-1}\bar b.
 
-    Every constant of spec ``problems.md`` §1.2 / §1.4 is exact (eigen-solves of the dense
-    ``A`` ``(n, d, d)``); the individual ``A_i`` may be indefinite.
+    Every smoothness constant (Szlendak et al. 2022; weighted ones: Tyurin et al. 2022) is exact
+    (eigen-solves of the dense ``A`` ``(n, d, d)``); the individual ``A_i`` may be indefinite.
 
     Args:
         A: ``(n, d, d)`` symmetric client matrices.
@@ -141,7 +141,8 @@ class QuadraticProblem(_Quadratic):
 class TridiagonalQuadratic(_Quadratic):
     r"""Quadratic clients :math:`A_i = \alpha_i T_d + \beta_i I` with :math:`T_d = \mathrm{tridiag}(-1, 2, -1)`.
 
-    The structure of the generators of spec ``problems.md`` §2-3: all A_i commute, so storage is
+    The structure of the generators of Panferov et al. 2024, App. D.3, Algorithms 5-6: all A_i
+    commute, so storage is
     ``O(n + nd)`` (d = 1000 and n = 1000 are cheap), the Hessian action is a stencil, and every
     constant has a closed form (:mod:`commpress.problems._quadform`). Exact.
     """
@@ -217,13 +218,16 @@ class TridiagonalQuadratic(_Quadratic):
             if float(ev.min()) <= 0.0:
                 self._cache["opt"] = None
             else:
-                from scipy.linalg import solveh_banded
-
-                bands = np.zeros((2, self.d))
-                bands[0, 1:] = -a  # superdiagonal of Ā = a T_d + b I
-                bands[1, :] = 2 * a + b
                 b_bar = self.b.to(torch.float64).mean(0)
-                x = torch.from_numpy(solveh_banded(bands, b_bar.numpy()))
+                if self.d == 1:  # T_1 = (2): Ā is the scalar 2a + b (scipy's banded solver needs d >= 2)
+                    x = b_bar / (2 * a + b)
+                else:
+                    from scipy.linalg import solveh_banded
+
+                    bands = np.zeros((2, self.d))
+                    bands[0, 1:] = -a  # superdiagonal of Ā = a T_d + b I
+                    bands[1, :] = 2 * a + b
+                    x = torch.from_numpy(solveh_banded(bands, b_bar.numpy()))
                 self._cache["opt"] = (float(-0.5 * (b_bar @ x)), x.to(self.dtype))
         opt = self._cache["opt"]
         return None if opt is None else (opt[0], opt[1].clone())

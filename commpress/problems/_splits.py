@@ -2,7 +2,7 @@
 
 Splits (``split=``):
 
-- ``"contiguous"`` (the papers' "uniform segments", spec ``problems.md`` §4): the rows in file
+- ``"contiguous"`` (the "uniform segments" of Panferov et al. 2024, Sec. 4.2): the rows in file
   order cut into n consecutive blocks whose sizes differ by at most one; the first ``N mod n``
   blocks get the extra row (MiniFL's rule). E.g. N = 10, n = 4 -> sizes 3, 3, 2, 2.
 - ``"shuffled"``: the rows permuted by a seeded uniform permutation (stream

@@ -33,7 +33,7 @@ from commpress.errors import ConfigError, InputError, InputTypeError
 
 @dataclass(frozen=True)
 class Smoothness:
-    """Smoothness constants (spec ``problems.md`` §1).
+    """Smoothness constants (definitions: Szlendak et al., ICLR 2022; Panferov et al. 2024, Sec. 1).
 
     ``L_i``: per client, ``(n,)``. ``L_minus``: of f (GD's L). ``L_plus``: mean-square.
     ``L_pm``: Hessian variance L_±. ``mu``: strong convexity of f (0 if not known/none).
@@ -73,7 +73,7 @@ class Smoothness:
         return float(self.L_i.pow(2).mean().sqrt())
 
     def weighted(self, w: torch.Tensor) -> tuple[float, float]:
-        """(L_{+,w}, L_{±,w}) for weights w on the simplex (spec §1.4).
+        """(L_{+,w}, L_{±,w}) for weights w on the simplex (Tyurin et al. 2022; CQ paper Assumptions 7-8).
 
         Known exactly for quadratics; raises NotImplementedError for problems that do not
         know them.

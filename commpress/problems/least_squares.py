@@ -15,14 +15,14 @@ from commpress.problems.registry import register
 
 @register("least_squares")
 class LeastSquares(LinearModel):
-    r"""Least squares, a finite sum per client (NEOLITHIC talk's synthetic task, spec ``problems.md`` §7).
+    r"""Least squares, a finite sum per client (a synthetic task of Huang et al., NEOLITHIC, NeurIPS 2022).
 
     .. math::
         f_i(x) = \frac1{2m_i}\sum_{j<m_i}(a_{ij}^\top x - y_{ij})^2 + \frac{\lambda_2}2\|x\|^2,\qquad
         \nabla f_{ij}(x) = (a_{ij}^\top x - y_{ij})\,a_{ij} + \lambda_2 x.
 
     A quadratic with :math:`A_i = A_i^\top A_i/m_i + \lambda_2 I` (data matrix rows :math:`a_{ij}`), so
-    every constant of spec §1.2 / §1.4 is **exact** (eigen-solves), including :math:`L_\pm` and
+    every smoothness constant is **exact** (eigen-solves), including :math:`L_\pm` and
     the weighted ones; :math:`L_{ij} = \|a_{ij}\|^2 + \lambda_2`. Optimum: direct solve of
     :math:`\bar A x = \frac1n\sum_i A_i^\top y_i/m_i` (minimum-norm least-squares solution if
     :math:`\bar A` is singular).

@@ -41,8 +41,9 @@ class LogReg(_Logistic):
         \qquad b_{ij}\in\{-1,+1\}.
 
     Labels are mapped to ±1 whatever the file's convention (smaller value -> -1). No feature
-    scaling, no bias column (as the reference loaders). Constants (spec ``problems.md`` §1.3,
-    bounds, ``exact=False``), with :math:`G_i = A_i^\top A_i/m_i`, :math:`B_i = G_i/4 + \lambda_2 I`:
+    scaling, no bias column (as the reference loaders). Constants (bounds
+    from :math:`\nabla^2 f_i \preceq A_i^\top A_i/(4m_i) + \lambda_2 I`, ``exact=False``),
+    with :math:`G_i = A_i^\top A_i/m_i`, :math:`B_i = G_i/4 + \lambda_2 I`:
 
     .. math::
         L_i \le \lambda_{\max}(B_i),\quad L_- \le \lambda_{\max}\big(\tfrac1n\textstyle\sum_i B_i\big),\quad
@@ -68,7 +69,7 @@ class LogReg(_Logistic):
 
     References:
         Horváth, Kovalev, Mishchenko, Richtárik, Stich, Stochastic distributed learning with
-        gradient quantization and double variance reduction (VR-DIANA experiments, spec §6).
+        gradient quantization and double variance reduction, 2019 (the VR-DIANA experiments).
     """
 
     def __init__(

@@ -15,7 +15,7 @@ from commpress.problems.registry import register
 
 @register("nonconvex_logreg")
 class NonconvexLogReg(_Logistic):
-    r"""Logistic regression with a nonconvex regulariser (CQ paper §4.2; EF21 experiments).
+    r"""Logistic regression with a nonconvex regulariser (Panferov et al. 2024, Sec. 4.2; EF21 experiments).
 
     .. math::
         f_i(x) = \frac1{m_i}\sum_{j<m_i}\log\big(1+e^{-b_{ij}a_{ij}^\top x}\big)
@@ -24,7 +24,7 @@ class NonconvexLogReg(_Logistic):
 
     The regulariser's curvature :math:`\varphi''(t) = (2-6t^2)/(1+t^2)^3 \in [-\frac12, 2]`, so every
     Hessian eigenvalue lies in :math:`[-\lambda/2,\ \lambda_{\max}(A^\top A)/(4m) + 2\lambda]`.
-    Constants (spec §1.3, bounds, ``exact=False``): :math:`L_i \le \lambda_{\max}(A_i^\top A_i)/(4m_i) + 2\lambda`
+    Constants (bounds, ``exact=False``): :math:`L_i \le \lambda_{\max}(A_i^\top A_i)/(4m_i) + 2\lambda`
     (the EF21 scripts' value), :math:`L_- \le \lambda_{\max}(\frac1n\sum_iA_i^\top A_i/m_i)/4 + 2\lambda`,
     :math:`L_+ \le L_{QM}`, :math:`L_\pm \le L_+` (no closed form), :math:`\mu = 0`,
     :math:`L_{ij}\le\|a_{ij}\|^2/4+2\lambda`. Optimum: None (nonconvex; track :math:`\|\nabla f\|^2`;
@@ -35,7 +35,7 @@ class NonconvexLogReg(_Logistic):
         seed, start, dtype: as :class:`~commpress.problems.logreg.LogReg`. The CQ paper's runs:
         ``dataset`` in a9a / madelon / splice, ``n_clients`` 264 / 4 / 16, ``split="contiguous"``.
         reg: λ >= 0, default 0.1 — the EF21 papers' value; the CQ paper's λ is **not recovered**
-        (spec §4), so CQ reproductions inherit it and must say so.
+        (Panferov et al. 2024, Sec. 4.2), so CQ reproductions inherit it and must say so.
     """
 
     def __init__(
@@ -80,6 +80,6 @@ class NonconvexLogReg(_Logistic):
             self._cache["smooth"] = Smoothness(
                 L_i=L_i, L_minus=L_minus, L_plus=L_qm, L_pm=L_qm, mu=0.0, exact=False,
                 L_sample=self._row_norm2_max() / 4.0 + 2.0 * self.reg,
-                notes="upper bounds (spec §1.3): L_plus reported as L_QM; L_pm not computable, reported as the bound L_pm <= L_plus",
+                notes="upper bounds (Hessian <= A^T A/(4m) + 2 reg): L_plus reported as L_QM; L_pm not computable, reported as the bound L_pm <= L_plus",
             )
         return self._cache["smooth"]

@@ -37,7 +37,7 @@ class Quadratic(TridiagonalQuadratic):
     exactly; single :math:`A_i` may be indefinite. Start :math:`x^0 = (\sqrt d, 0, \dots, 0)`.
     ``noise_scale = 0`` gives identical clients (:math:`L_\pm = 0`); otherwise
     :math:`L_\pm = L\cos^2\frac{\pi}{2(d+1)}\,s\,\mathrm{sd}_n(\xi^s)`. Constants: exact closed forms
-    (spec ``problems.md`` §2). Draws: stream ``(seed, "problems/quadratic")``, one
+    (eigenvalues of :math:`T_d`). Draws: stream ``(seed, "problems/quadratic")``, one
     ``(n, 2)`` normal draw, per client :math:`\xi^s` then :math:`\xi^b` (the PermK script's order).
 
     Args:
@@ -54,7 +54,7 @@ class Quadratic(TridiagonalQuadratic):
     References:
         Szlendak, Tyurin, Richtárik, Permutation compressors for provably faster distributed
         nonconvex optimization, 2021 (the generator); the CQ paper, App. D.3, Algorithm 5.
-        The CQ paper's values of n, d, λ, s are not recovered (spec §2): pass them explicitly.
+        The CQ paper's values of n, d, λ, s are not recovered: pass them explicitly.
     """
 
     def __init__(

@@ -26,8 +26,8 @@ class QuadraticSpread(TridiagonalQuadratic):
 
     .. note::
        The steps are those of the paper's Algorithm 6, but its laws of :math:`\nu^s, \nu^b` and
-       exact :math:`A_i, b_i` formulas are **not recovered** (spec ``problems.md`` §3): the laws
-       above are the spec's labelled placeholder, not the paper's.
+       exact :math:`A_i, b_i` formulas are **not recovered** (Panferov et al. 2024, App. D.3): the
+       laws above are our labelled placeholder, not the paper's.
 
     Draws: stream ``(seed, "problems/quadratic_spread")``, one ``(n, 2)`` uniform draw, per client
     :math:`\eta` (inverse CDF of column 0) then :math:`\xi^b` (inverse normal CDF of column 1).
@@ -64,4 +64,4 @@ class QuadraticSpread(TridiagonalQuadratic):
         self._setup(alpha, torch.full((n,), lam, dtype=torch.float64), b, x0)
 
     def _notes(self) -> str:
-        return "exact closed forms; the generator's laws are the spec's placeholder (paper's not recovered)"
+        return "exact closed forms; the generator's laws are our placeholder (the paper's are not recovered)"

@@ -2,16 +2,16 @@ r"""Theory: stepsizes, optimal p, communication complexity, improvement factors,
 
 Pure functions of problem constants (:class:`~commpress.problems.base.Smoothness`) and
 compressor constants (:class:`~commpress.compressors.base.CompressorTheory`): numbers in, numbers
-out; nothing here runs an optimiser. Specs: ``theory.md``, ``algorithms.md`` §16.
+out; nothing here runs an optimiser. Each function names its paper in the table below.
 
 Which function implements which formula:
 
 =======================================  =======================================================================================================  ==============================
 function                                 formula                                                                                                  source
 =======================================  =======================================================================================================  ==============================
-``default_stepsize``/``default_params``  dispatch to one builder per method (names of the simulator)                                              ``algorithms.md`` §16
+``default_stepsize``/``default_params``  dispatch to one builder per method (names of the simulator)                                              each builder's ``source``
 ``gd_stepsize``                          :math:`1/L_-`                                                                                            descent lemma
-``psgd_stepsize``                        :math:`\min\{1/L_-,\sqrt{2n\Delta^0/(L_-K\sigma^2)}\}`                                                   ``algorithms.md`` §2
+``psgd_stepsize``                        :math:`\min\{1/L_-,\sqrt{2n\Delta^0/(L_-K\sigma^2)}\}`                                                   standard SGD (Ghadimi & Lan 2013)
 ``dcgd_stepsize``                        :math:`\min\{1/L_-,1/\sqrt{L_-AL_{\max}K}\}`; identical: :math:`1/(L_-(1+A-B))`                          Khaled & Richtárik 2020
 ``diana_stepsize``                       :math:`1/(10L\sqrt{1+\omega/n}(\omega+2))`, :math:`1/((1+6\omega/n)L)`, ...                              VR-DIANA Thm 3 (m=1); unified
 ``vr_diana_stepsize``                    Thms 1–3: :math:`\frac1{L(1+36(\omega+1)/n)}`, ...                                                       VR-DIANA poster
@@ -21,28 +21,28 @@ function                                 formula                                
 ``marina_stepsize_original``             :math:`1/(L(1+\sqrt{(1-p)\omega/(pn)}))`                                                                 Gorbunov et al. 2021 Thm 2.1
 ``marina_optimal_p``                     :math:`\arg\min_pM(p)(32dp+(1-p)\zeta)`                                                                  CQ paper App. D.2.1
 ``marina_improvement_factor``            :math:`\frac{M(p)}{L_-}(p+(1-p)\frac\zeta{32d})`                                                         CQ paper App. B
-``marina_communication``                 :math:`32d+\lceil2\Delta^0M/\varepsilon^2\rceil b(p)` and paper form                                     ``theory.md`` §3.1
-``gd_communication``                     :math:`\frac{2\Delta^0L_-}{\varepsilon^2}32d`                                                            ``theory.md`` §3.2
-``normalized_improvement_factor``        vectorised :math:`\min_p(1+r\sqrt{(1-p)/p})(p+(1-p)z)`                                                   ``theory.md`` §3.3
-``ab_constants``                         AB constants, conventions rigorous / homogeneous / paper                                                 CQ Prop. 1, §3.4
-``quantizer_ab_constants``               :math:`A_{IQ}=\frac d{4n}`, :math:`A_{CQ}=\frac d{4n^2}` (paper), rigorous                               CQ §3.4, ``theory.md`` §4.2
+``marina_communication``                 :math:`32d+\lceil2\Delta^0M/\varepsilon^2\rceil b(p)` and paper form                                     Gorbunov et al. 2021; CQ paper App. B
+``gd_communication``                     :math:`\frac{2\Delta^0L_-}{\varepsilon^2}32d`                                                            descent lemma; CQ paper App. B
+``normalized_improvement_factor``        vectorised :math:`\min_p(1+r\sqrt{(1-p)/p})(p+(1-p)z)`                                                   CQ paper App. D.2.1
+``ab_constants``                         AB constants, conventions rigorous / homogeneous / paper                                                 CQ Prop. 1, Sec. 3.4
+``quantizer_ab_constants``               :math:`A_{IQ}=\frac d{4n}`, :math:`A_{CQ}=\frac d{4n^2}` (paper), rigorous                               CQ Sec. 3.4; rigorous: ours
 ``quantized_marina_communication``       :math:`\frac{2\Delta^0L}{\varepsilon^2}\min_p(1+\sqrt{\frac{(1-p)A_Q}p})(32dp+(d+32)(1-p))`              CQ Prop. 4, App. B.1
-``quantized_improvement_factor``         :math:`\mathrm{IF}_Q(d,n)`                                                                               CQ App. B, §4.4
+``quantized_improvement_factor``         :math:`\mathrm{IF}_Q(d,n)`                                                                               CQ App. B, Sec. 4.4
 ``dn_equal_analysis``                    :math:`d=n`: 0.2277 / 0.03125 / 7.29                                                                     CQ App. B.2
-``dn_plane``                             grids of :math:`\mathrm{IF}_{IQ},\mathrm{IF}_{CQ}`, ratio                                                CQ §4.4
+``dn_plane``                             grids of :math:`\mathrm{IF}_{IQ},\mathrm{IF}_{CQ}`, ratio                                                CQ Sec. 4.4
 ``weighted_marina_stepsize``             :math:`M` with :math:`L_{+,w},L_{\pm,w}`, weighted AB                                                    CQ Thm 2
 ``iscc_wab_constants``                   :math:`((\omega+1)/\tau,1/\tau,q)`                                                                       CQ Lemma 4
 ``iscc_stepsize``                        :math:`(L_-+L_{AM}\sqrt{(1-p)(\omega+1)/(p\tau)})^{-1}`                                                  CQ Thm 3
-``iscc_communication``                   exact bits with :math:`b=32dp+(1-p)\tau\zeta/n`                                                          ``theory.md`` §5
+``iscc_communication``                   exact bits with :math:`b=32dp+(1-p)\tau\zeta/n`                                                          CQ Thm 3 (bits: ours)
 ``iscc_corollary4_bound``                :math:`32d+\frac{4\Delta^0}{\varepsilon^2}(\frac{L_-\zeta}n+L_{AM}\sqrt{\frac{32d(\omega+1)\zeta}n})`    CQ Cor. 4 (our constants)
-``marina_corollary4_bound``              :math:`32d+\frac{4\Delta^0}{\varepsilon^2}(L_-\zeta+L_+\sqrt{32d\omega\zeta/n})`                         ``theory.md`` §5
+``marina_corollary4_bound``              :math:`32d+\frac{4\Delta^0}{\varepsilon^2}(L_-\zeta+L_+\sqrt{32d\omega\zeta/n})`                         CQ Cor. 4's argument for MARINA (ours)
 ``permk_cq_constants``                   :math:`A=\frac{n-q}{q(n-1)}+\frac{d-b}n`, :math:`B=\frac{n-q}{q(n-1)}`                                   CQ Alg. 3 / Cor. 3 (derived)
 ``rate_terms``/``rate``                  lower bounds (Thms 1–2), NEOLITHIC (Thms 3–4), baselines' rates                                          NEOLITHIC talk
 ``transient_complexity``                 :math:`n(1+\omega)^2`, :math:`n/\delta^2`, :math:`n^3/\delta^4`, :math:`n^3/\delta^8`, ∞                 NEOLITHIC talk
 ``lower_bound_valid_from``               :math:`T\ge(1+\omega)^2`, :math:`T\ge\delta^{-2}`                                                        Thms 1–2
 ``fcc_error_factor``                     :math:`(1-\delta)^R`                                                                                     FCC Lemma 1
 ``neolithic_R``/``neolithic_stepsize``   :math:`\lceil\delta^{-1}\ln4\rceil`; :math:`\min\{\frac1{4L},\sqrt{\frac{nR\Delta}{LK\sigma^2}}\}`       labelled defaults
-``diana_iterations``                     :math:`\sqrt{1+\omega/n}(1+\omega)/\varepsilon`, ...                                                     ``theory.md`` §8
+``diana_iterations``                     :math:`\sqrt{1+\omega/n}(1+\omega)/\varepsilon`, ...                                                     VR-DIANA Thm 3 (m=1); unified
 ``vr_diana_iterations``                  :math:`(1+\frac\omega n)^{1/2}\frac{m^{2/3}+\omega}\varepsilon`, ...                                     VR-DIANA Thms 1–3
 ``ef21_theta_beta``                      :math:`\theta=1-\sqrt{1-\delta}`, :math:`\beta=\frac{1-\delta}{1-\sqrt{1-\delta}}`                       EF21
 ``ef21_stepsize``/``ef21_stepsize_pl``   :math:`(L_-+L_{QM}\sqrt{\beta/\theta})^{-1}`; PL variant                                                 EF21 Thms 1–2

@@ -1,8 +1,8 @@
 r"""Stepsizes of the uncompressed and simple compressed baselines, and labelled defaults.
 
-GD, P-SGD and DCGD have closed forms (spec ``algorithms.md`` §1–4). For QSVRG, TernGrad-Adam,
-EF/MEM-SGD, DoubleSqueeze and CSER no closed-form stepsize was recovered (spec ``algorithms.md``
-§16: "tuned"); the functions here return **labelled library defaults** — a sensible starting
+GD, P-SGD and DCGD have closed forms (descent lemma; standard SGD; Khaled & Richtárik 2020). For
+QSVRG, TernGrad-Adam, EF/MEM-SGD, DoubleSqueeze and CSER no closed-form stepsize was recovered from
+their papers (they are "tuned"); the functions here return **labelled library defaults** — a sensible starting
 point for the :math:`2^j` multiplier sweep of the CQ paper's App. D.2.2, not a theorem.
 """
 
@@ -28,12 +28,12 @@ __all__ = [
 
 def gd_stepsize(L_minus: Any) -> float:
     r"""GD / DGD: :math:`\gamma=1/L_-` **[exact]**; :math:`\frac1K\sum_{k<K}\|\nabla f(x^k)\|^2\le\frac{2L_-\Delta^0}K`
-    (descent lemma; spec ``algorithms.md`` §1). MARINA with p = 1."""
+    (descent lemma). MARINA with p = 1."""
     return 1.0 / pos("L_minus", L_minus, "GD")
 
 
 def psgd_stepsize(L_minus: Any, n: int, *, delta0: Any = None, K: Any = None, sigma2: Any = None) -> float:
-    r"""P-SGD (minibatch SGD over n workers), spec ``algorithms.md`` §2 **[exact, standard]**:
+    r"""P-SGD (minibatch SGD over n workers; Ghadimi & Lan 2013) **[exact, standard]**:
 
     .. math:: \gamma=\min\Big\{\frac1{L_-},\sqrt{\frac{2n\Delta^0}{L_-K\sigma^2}}\Big\}
               \ \Rightarrow\ \frac1K\sum_{k<K}\mathbb E\|\nabla f(x^k)\|^2\le\frac{2L_-\Delta^0}K+2\sqrt{\frac{2L_-\Delta^0\sigma^2}{nK}}.
@@ -54,7 +54,7 @@ def psgd_stepsize(L_minus: Any, n: int, *, delta0: Any = None, K: Any = None, si
 
 def dcgd_stepsize(L_minus: Any, L_max: Any, A: Any, B: Any = 0.0, *, K: Any = None,
                   identical_clients: bool = False) -> float:
-    r"""DCGD / QSGD with an AB-compressor set, spec ``algorithms.md`` §3–4.
+    r"""DCGD / QSGD with an AB-compressor set (Khirirat et al. 2018; Alistarh et al. 2017).
 
     ABC framework (Khaled & Richtárik 2020) **[recalled theorem; exact ABC triple]**: unbiasedness and
     :math:`\|\nabla f_i\|^2\le2L_i(f_i-f_i^{\inf})` give :math:`\mathbb E\|g\|^2\le2A'(f-f^{\inf})+B'\|\nabla f\|^2+C`
@@ -62,7 +62,7 @@ def dcgd_stepsize(L_minus: Any, L_max: Any, A: Any, B: Any = 0.0, *, K: Any = No
 
     .. math:: \gamma=\min\Big\{\frac1{L_-},\frac1{\sqrt{L_-A'K}}\Big\}
 
-    (independent :math:`\mathbb U(\omega)`: :math:`A=\omega/n`, so :math:`A'=\omega L_{\max}/n` as in the spec).
+    (independent :math:`\mathbb U(\omega)`: :math:`A=\omega/n`, so :math:`A'=\omega L_{\max}/n`).
     ``identical_clients=True`` (all :math:`\nabla f_i` equal): exact descent rule
     :math:`\gamma=\frac1{L_-(1+A-B)}` (:math:`=\frac1{L_-(1+\omega/n)}`), no horizon needed.
     """
@@ -95,7 +95,7 @@ def qsvrg_stepsize(L_sample: Any, omega_over_n: Any) -> float:
 def terngrad_adam_defaults() -> dict[str, float]:
     r"""TernGrad-Adam hyper-parameters: the VR-DIANA baseline's values are **[not recovered]**; labelled
     default = Adam's (Kingma & Ba 2015): :math:`\eta=10^{-3}`, :math:`\beta_1=0.9`, :math:`\beta_2=0.999`,
-    :math:`\epsilon=10^{-8}` (spec ``algorithms.md`` §8). TernGrad's own theory has no stepsize constant."""
+    :math:`\epsilon=10^{-8}`. TernGrad's own theory has no stepsize constant."""
     return {"gamma": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 
 

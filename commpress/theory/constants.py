@@ -1,8 +1,8 @@
 r"""Compressor constants as the theory uses them: AB constants, contraction, quantizer conventions.
 
-Sources: CQ paper (Panferov, Demidovich, Rammal, Richtárik 2024) Prop. 1, §3.4, App. B;
-Szlendak, Tyurin, Richtárik 2021 (AB-inequality); spec ``theory.md`` §2.2, §4.2, §6 and
-``compressors.md`` §0.2, §7, §8.4, §10.
+Sources: CQ paper (Panferov, Demidovich, Rammal, Richtárik 2024) Prop. 1, Sec. 3.4, App. B, Alg. 3,
+Cor. 3; Szlendak, Tyurin, Richtárik, ICLR 2022 (AB-inequality). The rigorous IQ/CQ and PermK+CQ
+constants are our derivations (stated with each function).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def ab_constants(compressor: Any, n: int | None = None, d: int | None = None, *,
     ``"homogeneous"`` uses ``extras["A_homogeneous"]`` (CQ: :math:`d/(n^2s^2)`), valid only when every
     client compresses the same vector (MARINA with :math:`L_\pm=0`), falling back to rigorous.
     ``"paper"`` uses ``extras["A_paper"]`` (IQ :math:`d/(4n)`, CQ :math:`d/(4n^2)`), falling back to
-    rigorous for compressors without a paper convention. Source: spec ``theory.md`` §2.2, §4.2.
+    rigorous for compressors without a paper convention. Sources: Szlendak et al. 2022 (AB-inequality);
+    CQ paper Sec. 3.4 (paper convention).
     """
     check_choice("convention", convention, owner, CONVENTIONS)
     if convention == "auto":  # without a problem to look at, auto is the safe choice
@@ -94,7 +95,8 @@ def contraction(compressor: CompressorTheory, owner: str, *, allow_rescale: bool
     :math:`\mathcal C\in\mathbb U(\omega)` with :math:`\omega<1`, :math:`\delta=1-\omega` as is
     (:math:`\mathbb E\|\mathcal C(x)-x\|^2\le\omega\|x\|^2`); else, if ``allow_rescale`` (NEOLITHIC),
     :math:`\frac1{1+\omega}\mathcal C\in\mathbb B(\frac1{1+\omega})` with scale :math:`\frac1{1+\omega}`
-    (spec ``algorithms.md`` §0, §15). Otherwise a ConfigError.
+    (the standard rescaling; how Huang et al., NEOLITHIC, NeurIPS 2022, cover
+    :math:`\mathbb U(\omega)`). Otherwise a ConfigError.
     """
     if compressor.delta is not None:
         delta = float(compressor.delta)
@@ -124,9 +126,9 @@ def _as_array(x: Any) -> np.ndarray:
 def quantizer_ab_constants(kind: str, n: Any, d: Any, *, levels: int = 1, convention: str = "paper") -> np.ndarray:
     r"""AB constant :math:`A` (with :math:`B=0`) of IQ or CQ on homogeneous inputs (zero Hessian variance).
 
-    ``convention="paper"`` (CQ paper §3.4, App. B; spec ``theory.md`` §4.2):
+    ``convention="paper"`` (CQ paper Sec. 3.4, App. B):
     :math:`A_{IQ}=\frac d{4ns^2}`, :math:`A_{CQ}=\frac d{4n^2s^2}` — reproduces 0.23 / 0.03 / 7.29.
-    ``convention="rigorous"`` (range :math:`[-\|x\|,\|x\|]`, spec ``compressors.md`` §7, §8.4):
+    ``convention="rigorous"`` (range :math:`[-\|x\|,\|x\|]`; our derivation from CQ paper Thm. 1's proof):
     :math:`A_{IQ}=\frac{d-1}n` (:math:`s=1`, equality) or :math:`\frac d{ns^2}` (:math:`s\ge2`),
     :math:`A_{CQ}=\frac d{n^2s^2}` (homogeneous inputs). Vectorised over ``n`` and ``d`` (broadcast).
     """
@@ -153,7 +155,7 @@ def quantizer_bits(d: Any, *, levels: int = 1) -> np.ndarray:
 
 
 def permk_cq_constants(n: int, d: int, blocks: int) -> dict[str, float]:
-    r"""PermK+CQ (CQ paper Alg. 3, Cor. 3; spec ``compressors.md`` §10, ``theory.md`` §6).
+    r"""PermK+CQ (CQ paper Alg. 3, Cor. 3; constants derived by us).
 
     With :math:`b` blocks, :math:`b\mid n`, :math:`b\mid d`, :math:`q=n/b` (block range):
 

@@ -2,7 +2,7 @@ r"""DIANA and VR-DIANA: stepsizes and iteration complexities.
 
 Sources: Mishchenko, Gorbunov, Takáč, Richtárik 2019 (DIANA); Horváth, Kovalev, Mishchenko,
 Richtárik, Stich (VR-DIANA poster, Theorems 1–3, Algorithm 1); Gorbunov, Hanzely, Richtárik 2020
-(unified SGD analysis, **[recalled]**). Spec ``algorithms.md`` §5–6, ``theory.md`` §8.
+(unified SGD analysis, **[recalled]**).
 
 Notation: :math:`L` bounds the smoothness of every :math:`f_{ij}` (every :math:`f_i` for DIANA),
 :math:`\kappa=L/\mu`, :math:`m` samples per client. ``omega_over_n`` is the aggregate variance
@@ -47,7 +47,7 @@ def _wn(omega: float, n: int, omega_over_n: Any) -> float:
 
 
 def diana_stepsize(L: Any, omega: Any, n: int, *, regime: str = "nonconvex", omega_over_n: Any = None) -> float:
-    r"""DIANA stepsize (spec ``algorithms.md`` §5, §16):
+    r"""DIANA stepsize (Mishchenko et al. 2019; constants from VR-DIANA with m = 1):
 
     - ``"nonconvex"`` (VR-DIANA Thm 3, :math:`m=1`): :math:`\gamma=\frac1{10L\sqrt{1+\omega/n}\,(\omega+2)}`;
     - ``"strongly_convex"`` (unified analysis **[recalled]**): :math:`\gamma=\frac1{(1+6\omega/n)L}`;
@@ -111,7 +111,7 @@ def vr_diana_iterations(omega: Any, n: int, m: int, eps: Any, *, regime: str = "
 
 
 def diana_iterations(omega: Any, n: int, eps: Any, *, regime: str = "nonconvex", kappa: Any = None) -> float:
-    r"""DIANA iteration complexity (spec ``theory.md`` §8), O-forms with constant 1:
+    r"""DIANA iteration complexity (VR-DIANA Theorems 1 and 3 with m = 1), O-forms with constant 1:
 
     - ``"nonconvex"`` (VR-DIANA, m = 1): :math:`\sqrt{1+\omega/n}\,(1+\omega)/\varepsilon`;
     - ``"strongly_convex_vr"`` (VR-DIANA, m = 1): :math:`(\kappa+\kappa\omega/n+\omega)\log\frac1\varepsilon`;

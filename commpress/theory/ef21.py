@@ -1,8 +1,8 @@
 r"""EF21 and EF21-SGD: constants, stepsizes, rounds and bits.
 
 Sources: Richtárik, Sokolov, Fatkhullin, *EF21*, NeurIPS 2021 (Thm 1 nonconvex, Thm 2 PL);
-Fatkhullin, Sokolov, Gorbunov, Li, Richtárik 2021 (EF21-SGD, §4). Spec ``algorithms.md`` §12,
-``theory.md`` §9. The contraction constant is δ here (α in the EF21 papers).
+Fatkhullin, Sokolov, Gorbunov, Li, Richtárik 2021 (EF21-SGD, Sec. 4).
+The contraction constant is δ here (α in the EF21 papers).
 """
 
 from __future__ import annotations
@@ -61,14 +61,15 @@ def ef21_communication(L_minus: Any, L_qm: Any, delta: Any, bits_per_round: Any,
                        G0: Any = 0.0, init_bits: Any = 0.0) -> float:
     r"""Uplink bits per client: ``init_bits`` (e.g. :math:`32d` for :math:`g_i^0=\nabla f_i(x^0)`) plus rounds
     × payload of :math:`\mathcal C` (e.g. Top-K: :math:`K(32+\lceil\log_2d\rceil)`), at the Theorem-1 stepsize.
-    Order: :math:`T=O(\Delta^0(L_-+L_{QM}/\delta)/\varepsilon^2)` (spec ``theory.md`` §9)."""
+    Order: :math:`T=O(\Delta^0(L_-+L_{QM}/\delta)/\varepsilon^2)` (EF21, Thm 1, with
+    :math:`\sqrt{\beta/\theta}\le2/\delta-1`)."""
     gamma = ef21_stepsize(L_minus, L_qm, delta)
     rounds = ef21_rounds(gamma, delta, delta0, eps, G0=G0)
     return nonneg("init_bits", init_bits, "EF21") + rounds * pos("bits_per_round", bits_per_round, "EF21")
 
 
 def ef21_sgd_complexity(L_qm: Any, delta0: Any, delta: Any, eps: Any, sigma2: Any) -> dict[str, float]:
-    r"""EF21-SGD under bounded variance (Fatkhullin et al. 2021, §4), constants dropped (O-forms):
+    r"""EF21-SGD under bounded variance (Fatkhullin et al. 2021, Sec. 4), constants dropped (O-forms):
 
     rounds :math:`\frac{L_{QM}\Delta^0}{\delta\varepsilon^2}`; stochastic gradients per node
     :math:`\frac{L_{QM}\Delta^0}{\delta\varepsilon^2}+\frac{L_{QM}\Delta^0\sigma^2}{\delta^3\varepsilon^4}`,

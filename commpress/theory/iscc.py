@@ -2,8 +2,7 @@ r"""Weighted MARINA with the importance-sampling combinatorial compressor (ISCC)
 
 Sources: CQ paper (Panferov et al. 2024) Theorem 2 (weighted AB), Lemma 4, Theorem 3,
 Corollary 4, App. C; Tyurin, Sun, Burlachenko, Richtárik 2022 (weighted AB, importance
-sampling). Spec ``theory.md`` §2.3, §5; ``algorithms.md`` §10; ``compressors.md`` §14.
-Corollary 4's constants are our derivation of the paper's statement (spec §5).
+sampling). Corollary 4's constants are our derivation of the paper's statement.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ def iscc_stepsize(L_minus: Any, L_am: Any, omega: Any, p: Any, *, tau: int = 1) 
 
 def iscc_bits_per_round(p: Any, d: int, zeta: Any, n: int, *, tau: int = 1, float_bits: int = 32) -> float:
     r"""Expected uplink bits per client per round: :math:`32dp+(1-p)\,\tau\zeta/n` (τ messages of ζ bits
-    per compressed round, spread over n clients; spec ``theory.md`` §5)."""
+    per compressed round, spread over n clients; CQ paper Thm 3 setting)."""
     p = prob("p", p, "ISCC")
     n, tau = check_int("n", n, "ISCC"), check_int("tau", tau, "ISCC")
     return float_bits * d * p + (1.0 - p) * tau * pos("zeta", zeta, "ISCC") / n
@@ -77,7 +76,7 @@ def iscc_corollary4_p(zeta: Any, d: int, n: int, *, tau: int = 1, float_bits: in
 
 def iscc_communication(L_minus: Any, L_am: Any, omega: Any, d: int, zeta: Any, n: int, delta0: Any, eps: Any,
                        p: Any = None, *, tau: int = 1, float_bits: int = 32) -> CommunicationComplexity:
-    r"""Uplink bits per client of MARINA+ISCC (Theorem 3 stepsize; bits of spec ``theory.md`` §5):
+    r"""Uplink bits per client of MARINA+ISCC (CQ paper Theorem 3 stepsize; exact bits, ours):
 
     .. math:: \mathcal C=32d+\Big\lceil\frac{2\Delta^0M(p)}{\varepsilon^2}\Big\rceil\Big(32dp+(1-p)\frac{\tau\zeta}n\Big),
               \quad M(p)=L_-+L_{AM}\sqrt{\tfrac{(1-p)(\omega+1)}{p\tau}},
@@ -93,7 +92,7 @@ def iscc_communication(L_minus: Any, L_am: Any, omega: Any, d: int, zeta: Any, n
 
 def iscc_corollary4_bound(L_minus: Any, L_am: Any, omega: Any, d: int, zeta: Any, n: int, delta0: Any, eps: Any,
                           *, float_bits: int = 32) -> float:
-    r"""Corollary 4 (τ = 1, :math:`p=\zeta/(32dn)`; our constants, spec ``theory.md`` §5):
+    r"""Corollary 4 (τ = 1, :math:`p=\zeta/(32dn)`; CQ paper; our constants):
 
     .. math:: \mathcal C_{ISCC}\le 32d+\frac{4\Delta^0}{\varepsilon^2}\Big(\frac{L_-\zeta}{n}
               +L_{AM}\sqrt{\frac{32d(\omega+1)\zeta}{n}}\Big)
@@ -116,7 +115,7 @@ def marina_corollary4_bound(L_minus: Any, L_plus: Any, omega: Any, d: int, zeta:
     .. math:: \mathcal C\le32d+\frac{4\Delta^0}{\varepsilon^2}\Big(L_-\zeta+L_+\sqrt{\frac{32d\,\omega\zeta}n}\Big).
 
     ISCC replaces :math:`L_+` by :math:`L_{AM}` (:math:`\omega\to\omega+1`) and divides the :math:`L_-` term
-    by n (spec ``theory.md`` §5).
+    by n (the CQ paper's headline claim for ISCC).
     """
     owner = "MARINA Corollary-4 bound"
     n = check_int("n", n, owner)

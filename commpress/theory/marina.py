@@ -3,7 +3,6 @@ r"""MARINA: stepsizes, optimal p, communication complexity and improvement facto
 Sources: Gorbunov, Burlachenko, Li, Richtárik, *MARINA*, ICML 2021, Thm 2.1 (original stepsize);
 Szlendak, Tyurin, Richtárik 2021 (AB-inequality and Hessian variance); CQ paper (Panferov et
 al. 2024) Theorem 2, App. B (bits accounting, improvement factors) and App. D.2.1 (optimal p).
-Spec ``theory.md`` §2–3, ``algorithms.md`` §9–10.
 
 Every function of ``p`` is written through :math:`u=\sqrt{(1-p)/p}` (:math:`p=1/(1+u^2)`): with
 :math:`r=\sqrt{(A-B)L_+^2+BL_\pm^2}/L_-` and :math:`z=\zeta/(32d)` the improvement factor is
@@ -67,7 +66,7 @@ class CommunicationComplexity:
 
 
 def marina_variance_term(L_plus: Any, L_pm: Any, A: Any, B: Any) -> float:
-    r""":math:`(A-B)L_+^2+B\,L_\pm^2` (Szlendak et al. 2021; spec ``theory.md`` §2.2)."""
+    r""":math:`(A-B)L_+^2+B\,L_\pm^2` (Szlendak, Tyurin, Richtárik, ICLR 2022)."""
     owner = "MARINA"
     L_plus, L_pm = nonneg("L_plus", L_plus, owner), nonneg("L_pm", L_pm, owner)
     A, B = nonneg("A", A, owner), nonneg("B", B, owner)
@@ -82,7 +81,7 @@ def marina_M(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, p: Any) -> fl
     .. math:: M(p)=L_-+\sqrt{\frac{1-p}{p}\big((A-B)L_+^2+B\,L_\pm^2\big)} .
 
     With weighted constants (:math:`L_{+,w}, L_{\pm,w}` and weighted AB :math:`(A,B,w)`) it is the
-    weighted-MARINA bound of CQ paper Theorem 2. Spec ``theory.md`` §2.2–2.3.
+    weighted-MARINA bound of CQ paper Theorem 2.
     """
     L_minus = pos("L_minus", L_minus, "MARINA")
     p = prob("p", p, "MARINA")
@@ -107,7 +106,7 @@ def marina_stepsize_original(L: Any, omega: Any, n: int, p: Any) -> float:
 
 
 def marina_bits_per_round(p: Any, d: int, zeta: Any, *, float_bits: int = 32) -> float:
-    r"""Expected uplink bits per client per round: :math:`b(p)=32dp+(1-p)\zeta` (spec ``theory.md`` §3.1)."""
+    r"""Expected uplink bits per client per round: :math:`b(p)=32dp+(1-p)\zeta` (MARINA, Gorbunov et al. 2021)."""
     p = prob("p", p, "MARINA")
     return float_bits * d * p + (1.0 - p) * pos("zeta", zeta, "MARINA")
 
@@ -120,7 +119,7 @@ def marina_bits_ratio_p(d: int, zeta: Any, *, float_bits: int = 32) -> float:
 
 def marina_rounds(M: Any, delta0: Any, eps: Any) -> int:
     r"""Rounds to :math:`\mathbb E\|\nabla f(\hat x^T)\|^2\le\varepsilon^2` at :math:`\gamma=1/M`:
-    :math:`T=\lceil 2\Delta^0M/\varepsilon^2\rceil` (spec ``theory.md`` §2.2)."""
+    :math:`T=\lceil 2\Delta^0M/\varepsilon^2\rceil` (Szlendak et al. 2022)."""
     owner = "marina_rounds"
     value = 2.0 * nonneg("delta0", delta0, owner) * pos("M", M, owner) / pos("eps", eps, owner) ** 2
     return max(1, math.ceil(value * (1.0 - 1e-14)))  # guard against round-off just above an integer
@@ -176,7 +175,7 @@ def normalized_improvement_factor(r: Any, z: Any, p: Any = None, *,
     .. math:: \mathrm{IF}(p)=\Big(1+r\sqrt{\tfrac{1-p}{p}}\Big)\big(p+(1-p)z\big),\qquad
               r=\frac{\sqrt{(A-B)L_+^2+BL_\pm^2}}{L_-},\quad z=\frac{\zeta}{32d}
 
-    (CQ paper App. B / D.2.1; spec ``theory.md`` §3.2–3.3). With ``p=None`` it returns
+    (CQ paper App. B / D.2.1). With ``p=None`` it returns
     :math:`\min_{p\in[p_{\min},1]}\mathrm{IF}(p)` and the minimiser (ties prefer ``p = 1``, i.e. GD);
     ``p_min`` is returned when the infimum is at :math:`p\to0` (``r = 0``, ``z < 1``).
     ``r`` and ``z`` (and ``p``) broadcast; returns ``(IF, p)`` as float64 numpy arrays.
@@ -212,7 +211,7 @@ def _r_z(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d: Any, zeta: Any
 
 def marina_optimal_p(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d: int, zeta: Any, *,
                      float_bits: int = 32, p_min: float = P_MIN) -> float:
-    r"""Optimal MARINA probability (CQ paper App. D.2.1; spec ``theory.md`` §3.3):
+    r"""Optimal MARINA probability (CQ paper App. D.2.1):
 
     .. math:: p^\star=\arg\min_{p\in(0,1]}\Big(L_-+\sqrt{\tfrac{1-p}{p}\big((A-B)L_+^2+BL_\pm^2\big)}\Big)
               \big(32dp+(1-p)\zeta\big).
@@ -226,7 +225,7 @@ def marina_optimal_p(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d: in
 
 def marina_improvement_factor(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d: int, zeta: Any,
                               p: Any = None, *, float_bits: int = 32) -> float:
-    r"""Bits of MARINA over bits of GD (paper approximation; CQ paper App. B; spec ``theory.md`` §3.2):
+    r"""Bits of MARINA over bits of GD (paper approximation; CQ paper App. B):
 
     .. math:: \mathrm{IF}(p)=\frac{M(p)}{L_-}\Big(p+(1-p)\frac{\zeta}{32d}\Big),
 
@@ -240,7 +239,7 @@ def marina_improvement_factor(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: A
 
 def marina_communication(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d: int, zeta: Any,
                          delta0: Any, eps: Any, p: Any = None, *, float_bits: int = 32) -> CommunicationComplexity:
-    r"""Uplink bits per client for MARINA to reach :math:`\varepsilon^2` (spec ``theory.md`` §3.1):
+    r"""Uplink bits per client for MARINA to reach :math:`\varepsilon^2` (CQ paper App. B; the exact form is ours):
 
     .. math:: \mathcal C(p)=32d+\Big\lceil\frac{2\Delta^0M(p)}{\varepsilon^2}\Big\rceil\big(32dp+(1-p)\zeta\big),
               \qquad \mathcal C_{\rm paper}(p)=\frac{2\Delta^0}{\varepsilon^2}M(p)\big(32dp+(1-p)\zeta\big),
@@ -259,6 +258,6 @@ def marina_communication(L_minus: Any, L_plus: Any, L_pm: Any, A: Any, B: Any, d
 
 def gd_communication(L_minus: Any, d: int, delta0: Any, eps: Any, *, float_bits: int = 32) -> CommunicationComplexity:
     r"""GD (MARINA with :math:`p=1`): :math:`\mathcal C_{GD}=\frac{2\Delta^0L_-}{\varepsilon^2}\,32d` bits per client
-    (paper form; the exact form adds the initial round and the ceiling). Spec ``algorithms.md`` §1."""
+    (paper form; the exact form adds the initial round and the ceiling)."""
     return marina_communication(L_minus, 0.0, 0.0, 0.0, 0.0, d, float_bits * d, delta0, eps, 1.0,
                                 float_bits=float_bits)

@@ -2,7 +2,7 @@ r"""Lower bounds, NEOLITHIC and the rates of the compressed-SGD baselines; trans
 
 Source: Huang, Chen, Yin, Yuan, *Lower bounds and nearly optimal algorithms in distributed
 learning with communication compression*, NeurIPS 2022 (talk: Theorems 1–4, comparison table,
-FCC Lemma 1). Spec ``theory.md`` §7, ``algorithms.md`` §15.
+FCC Lemma 1).
 
 Rates are the O/Ω/Õ-forms of the talk with every hidden constant set to 1, written as a sum of
 terms :math:`c_j\,T^{-a_j}` (:func:`rate_terms`); ε here bounds :math:`\mathbb E\|\nabla f\|^2` (not its
@@ -10,7 +10,7 @@ square root). The **transient complexity** is the T after which the :math:`T^{-1
 every other one: :math:`c_jT^{-a_j}=c_{1/2}T^{-1/2}\Rightarrow T_j=(c_j/c_{1/2})^{1/(a_j-1/2)}`, maximised
 over j; it is infinite when the :math:`T^{-1/2}` coefficient is larger than the linear-speed-up one
 (:math:`\sigma/\sqrt n`), i.e. there is no linear speed-up (QSGD with ω > 0, EF21-SGD).
-Talk notes taken as corrected in the spec: Thm 2 holds for :math:`T\ge\delta^{-2}` and :math:`\mathcal C_\delta`
+Talk notes read with corrections (ours): Thm 2 holds for :math:`T\ge\delta^{-2}` and :math:`\mathcal C_\delta`
 **[unverified]**; Top-K/Rand-K have :math:`\delta=k/d`.
 """
 
@@ -41,7 +41,7 @@ RATE_METHODS = (
     "lower_contractive",      # Thm 2 (Ω), contractive B(δ)
     "neolithic_contractive",  # Thm 3 (Õ), bidirectional contractive
     "neolithic_unbiased",     # Thm 4 (Õ), bidirectional unbiased
-    "psgd",                   # P-SGD, algorithms.md §2
+    "psgd",                   # P-SGD (minibatch SGD), the talk's linear-speed-up reference
     "qsgd",                   # unidirectional unbiased i.i.d.
     "mem_sgd",                # contractive, unidirectional
     "double_squeeze",         # contractive, bidirectional
@@ -113,7 +113,8 @@ def transient_complexity(method: str, **constants: Any) -> float:
     r"""Budget T after which the :math:`T^{-1/2}` term of ``method`` dominates (module docstring);
     ``inf`` without linear speed-up. With :math:`\Delta=L=\sigma=G=1`: lower bounds and NEOLITHIC
     :math:`n(1+\omega)^2` / :math:`n/\delta^2`; MEM-SGD, CSER :math:`n^3/\delta^4`; DoubleSqueeze :math:`n^3/\delta^8`;
-    QSGD (ω > 0), EF21-SGD: ∞. In general MEM-SGD gives :math:`\frac{G^4n^3}{\delta^4\sigma^6}` (spec §7)."""
+    QSGD (ω > 0), EF21-SGD: ∞. In general MEM-SGD gives :math:`\frac{G^4n^3}{\delta^4\sigma^6}` (solve
+    second term = :math:`\sigma/\sqrt{nT}`)."""
     terms, ref = rate_terms(method, **constants)
     half = sum(c for c, a in terms if a == 0.5)
     if half <= 0.0:
@@ -138,7 +139,7 @@ def lower_bound_valid_from(kind: str, *, n: int, omega: Any = None, delta: Any =
 
 def linear_speedup_iterations(sigma2: Any, n: int, eps: Any) -> float:
     r"""Budget for the linear-speed-up term alone to reach ε: :math:`\sigma/\sqrt{nT}\le\varepsilon\iff
-    T\ge\sigma^2/(n\varepsilon^2)` (spec ``theory.md`` §7)."""
+    T\ge\sigma^2/(n\varepsilon^2)` (the talk's linear speed-up)."""
     owner = "linear speed-up"
     return nonneg("sigma2", sigma2, owner) / (check_int("n", n, owner) * pos("eps", eps, owner) ** 2)
 
@@ -150,7 +151,7 @@ def fcc_error_factor(delta: Any, R: int) -> float:
 
 
 def neolithic_R(delta: Any, T: Any = None) -> int:
-    r"""Labelled default (spec ``algorithms.md`` §15; ours, not the paper's constants):
+    r"""Labelled default (ours, not the paper's constants; Huang et al. 2022 leave R open):
     :math:`R=\lceil\delta^{-1}\ln4\rceil` (so :math:`(1-\delta)^R\le1/4`), or
     :math:`\max\{\lceil\delta^{-1}\ln4\rceil,\lceil\delta^{-1}\ln T\rceil\}` given the budget T (the rate's choice
     :math:`R=\Theta(\delta^{-1}\log T)`). The paper's own R is **[not recovered]** (its runs used R = 2 or 4). δ = 1 gives R = 1."""
@@ -164,7 +165,7 @@ def neolithic_R(delta: Any, T: Any = None) -> int:
 
 
 def neolithic_stepsize(L: Any, n: int, R: int, *, delta0: Any = None, K: Any = None, sigma2: Any = None) -> float:
-    r"""Labelled default (spec ``algorithms.md`` §15; ours): :math:`\gamma=\min\{\frac1{4L},
+    r"""Labelled default (ours; Huang et al. 2022 give no constant): :math:`\gamma=\min\{\frac1{4L},
     \sqrt{\frac{nR\Delta^0}{LK\sigma^2}}\}` applied to the R-averaged gradient, K outer iterations.
     Without all of :math:`\Delta^0, K, \sigma^2` (or with :math:`\sigma^2=0`): :math:`1/(4L)`."""
     owner = "NEOLITHIC"

@@ -1,8 +1,8 @@
 r"""Independent vs correlated quantization in MARINA's zero-Hessian-variance regime.
 
-Sources: CQ paper (Panferov, Demidovich, Rammal, Richtárik 2024) §3.3–3.4, Proposition 4,
+Sources: CQ paper (Panferov, Demidovich, Rammal, Richtárik 2024) Sec. 3.3–3.4, Proposition 4,
 App. B.1 (communication complexity), App. B.2 (the :math:`d=n` analysis: 0.23 / 0.03 / 7.29),
-§4.4 (the :math:`d`–:math:`n` plane). Spec ``theory.md`` §4.
+Sec. 4.4 (the :math:`d`–:math:`n` plane).
 
 In this regime :math:`L_\pm=0`, :math:`L_+=L_-=L`, :math:`B=0` and
 
@@ -40,7 +40,7 @@ def quantized_improvement_factor(kind: str, n: Any, d: Any, *, levels: int = 1, 
 
     .. math:: \mathrm{IF}_Q=\min_p\Big(1+\sqrt{\tfrac{(1-p)A_Q}{p}}\Big)\Big(p+(1-p)\frac{32+d\lceil\log_2(s+1)\rceil}{32d}\Big)
 
-    (CQ paper Prop. 4 / App. B.1 divided by :math:`\mathcal C_{GD}`; spec ``theory.md`` §4.3, §4.5).
+    (CQ paper Prop. 4 / App. B.1 divided by :math:`\mathcal C_{GD}`; Sec. 4.4).
     ``n`` and ``d`` broadcast (numpy arrays or torch tensors); returns float64 numpy arrays.
     """
     check_choice("kind", kind, "quantized_improvement_factor", ("iq", "cq"))
@@ -80,7 +80,7 @@ class DNAnalysis:
 
 
 def dn_equal_analysis(d: Any = math.inf, *, convention: str = "paper", levels: int = 1) -> DNAnalysis:
-    r"""The :math:`d=n` analysis of the CQ paper, App. B.2 (spec ``theory.md`` §4.4).
+    r"""The :math:`d=n` analysis of the CQ paper, App. B.2.
 
     At :math:`d=n` the paper convention gives :math:`A_{IQ}=\frac14`, :math:`A_{CQ}=\frac1{4d}` and
     :math:`\zeta/(32d)=\frac{d+32}{32d}\to\frac1{32}`. In the limit :math:`d=n\to\infty` (``d=inf``, the
@@ -117,7 +117,7 @@ class DNPlane:
 
 
 def dn_plane(d: Any, n: Any, *, convention: str = "paper", levels: int = 1) -> DNPlane:
-    r"""The :math:`d`–:math:`n` plane of the CQ paper §4.4 (spec ``theory.md`` §4.5), for heat maps.
+    r"""The :math:`d`–:math:`n` plane of the CQ paper, Sec. 4.4 and Figure 4, for heat maps.
 
     For every pair of the 1-D arrays ``d`` (rows) and ``n`` (columns):
     :math:`\mathrm{IF}_{IQ}(d,n)`, :math:`\mathrm{IF}_{CQ}(d,n)` (see :func:`quantized_improvement_factor`),

@@ -1,4 +1,5 @@
-r"""Default stepsizes and parameters of every method the simulator runs (spec ``algorithms.md`` §16).
+r"""Default stepsizes and parameters of every method the simulator runs (the paper of
+each method is named in its ``source``).
 
 ``default_stepsize(algorithm, smoothness, compressor, n, d, **params)`` returns the theoretical
 :math:`\gamma`; ``default_params`` returns every parameter the method needs (``gamma`` plus e.g.
@@ -155,7 +156,7 @@ def _diana(c: _Ctx) -> Built:
     g = diana.diana_stepsize(L, w, c.n, regime=regime, omega_over_n=wn)
     alpha = c.get("alpha", diana.diana_alpha(w))
     return {"gamma": g, "alpha": alpha}, {"L": L, "omega": w, "omega_over_n": wn, "regime": regime,
-                                          "source": "DIANA, spec algorithms.md §5 (nonconvex: VR-DIANA Thm 3, m=1)"}
+                                          "source": "DIANA (Mishchenko et al. 2019); nonconvex: VR-DIANA Thm 3 with m=1 (Horvath et al. 2019)"}
 
 
 def _need_L_sample(c: _Ctx) -> float:
@@ -339,7 +340,7 @@ def _ef21(c: _Ctx) -> Built:
 
 def _ef21_sgd(c: _Ctx) -> Built:
     params, info = _ef21(c)
-    info["source"] = "EF21-SGD: the EF21 stepsize, as the authors' scripts run it (spec algorithms.md §12)"
+    info["source"] = "EF21-SGD: the EF21 stepsize, as the authors' scripts run it (Fatkhullin et al. 2021)"
     return params, info
 
 
@@ -363,7 +364,7 @@ def _neolithic(c: _Ctx) -> Built:
     if scale != 1.0:
         out["compressor_scale"] = scale
     return out, {"L": L, "delta": delta, "K": K, "T": T, "compressor_scale": scale,
-                 "source": "NEOLITHIC, labelled defaults of spec algorithms.md §15 (R, gamma: ours)"}
+                 "source": "NEOLITHIC (Huang et al. 2022), labelled defaults (R, gamma: ours)"}
 
 
 _BUILDERS: dict[str, tuple[Callable[[_Ctx], Built], tuple[str, ...]]] = {
@@ -407,7 +408,7 @@ def _build(algorithm: str, smoothness: Any, compressor: Any, n: int, d: int, par
 
 
 def default_params(algorithm: str, smoothness: Any, compressor: Any, n: int, d: int, **params: Any) -> dict[str, Any]:
-    r"""Every parameter ``algorithm`` needs, at its theoretical default (spec ``algorithms.md`` §16).
+    r"""Every parameter ``algorithm`` needs, at its theoretical default (each builder's paper in ``source``).
 
     Keys: ``gamma`` always; MARINA / weighted MARINA ``p`` (``p="optimal"`` by default, CQ paper
     App. D.2.1; ``p="bits_ratio"`` for :math:`\zeta/(32d)`; or a number); DIANA / VR-DIANA ``alpha``

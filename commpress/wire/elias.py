@@ -1,4 +1,4 @@
-"""Elias-omega coding and QSGD's variable-length sparse stream (spec ``compressors.md`` §0.4, §2).
+"""Elias-omega coding and QSGD's variable-length sparse stream (Alistarh et al., QSGD, NeurIPS 2017).
 
 The Elias-omega code :math:`\\omega(N)`, :math:`N \\ge 1`: start with ``"0"``; while :math:`N > 1`
 prepend the binary form of :math:`N` (no leading zeros) and set :math:`N \\leftarrow` (its length) - 1.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -138,7 +139,12 @@ def test_fit_link_rejects_bad_samples(samples, match):
 # ------------------------------------------------------------------ units
 @pytest.mark.parametrize("text,expected", [
     ("100Mbit", 12.5e6), ("100mbit", 12.5e6), ("1Gbit", 1.25e8), ("1.5 gbit", 1.875e8), ("800kbit", 1e5),
-    ("50MB/s", 5e7), ("2mbps", 2e6), ("1MiB/s", 1024**2), ("1e3bit", 125.0),
+    ("50MB/s", 5e7), ("1MiB/s", 1024**2), ("1e3bit", 125.0),
+    # bits/s: "bit" in any case, or a lowercase b after an uppercase prefix
+    ("100mbit/s", 12.5e6), ("100Mbps", 12.5e6), ("100Mb/s", 12.5e6), ("100Mbits", 12.5e6), ("128Kbps", 16e3),
+    ("1Gbps", 1.25e8), ("1 Gbit/s", 1.25e8), ("1Mibit", 2**20 / 8),
+    # bytes/s: an uppercase B, or "byte" spelled out
+    ("12.5MBps", 12.5e6), ("12.5 MB/s", 12.5e6), ("5MByte/s", 5e6), ("2GiB/s", 2 * 1024**3), ("3B/s", 3.0),
 ])
 def test_parse_bandwidth(text, expected):
     assert adv.parse_bandwidth(text) == pytest.approx(expected)
@@ -151,7 +157,12 @@ def test_parse_latency(text, expected):
 
 @pytest.mark.parametrize("fn,text,match", [
     (adv.parse_bandwidth, "100", "no unit"),
-    (adv.parse_bandwidth, "100Mbits", "unknown bandwidth unit 'mbits'"),
+    (adv.parse_bandwidth, "100MB", "unknown bandwidth unit 'MB'.*MB/s"),  # a size, not a rate
+    (adv.parse_bandwidth, "100Mb", "unknown bandwidth unit 'Mb'.*Mbit/s"),
+    (adv.parse_bandwidth, "100MBPS", "unknown bandwidth unit 'MBPS'"),
+    (adv.parse_bandwidth, "2mbps", "ambiguous.*tc reads it as bytes/s.*2Mbit/s.*2MB/s"),  # tc's bytes, others' bits
+    (adv.parse_bandwidth, "1gbps", "ambiguous.*1Gbit/s.*1GB/s"),
+    (adv.parse_bandwidth, "128kbps", "ambiguous.*128kbit/s.*128kB/s"),
     (adv.parse_bandwidth, "fast", "cannot read"),
     (adv.parse_bandwidth, "0Mbit", "positive"),
     (adv.parse_latency, "1", "no unit"),
@@ -226,18 +237,57 @@ def test_measure_link_between_two_local_processes():
 
 
 # ------------------------------------------------------------------ the command
-def test_cli_on_a_slow_what_if_link(capsys):
-    argv = ["advise", "--bandwidth", "100Mbit", "--latency", "1ms", "--model-params", "2e5",
-            "--compressors", "sign,qsgd:s=7", "--repeat", "1", "--threads", "1"]
-    assert main(argv) == 0
+#: Numbers injected into the command's verdict tests (see _inject_timings): about what one CPU
+#: thread measures for the 2e5-parameter MLP (compute per step, codec seconds per step).
+SMALL_COMPUTE = Compute(forward=2.6e-4, backward=3.7e-4, optimizer=1e-4)
+CODEC = {FP16: 4e-4, "sign": 1e-3, "qsgd:s=7": 8e-3}
+
+
+def _inject_timings(monkeypatch, codec=CODEC):
+    """No wall-clock number decides a verdict test: the command runs end to end, but its compute
+    timing is SMALL_COMPUTE and each candidate's codec time is ``codec[name]``. The payload bytes stay
+    the real packed lengths (measure_candidates still encodes, once). The timings themselves are
+    tested in test_measurements_are_positive_and_payloads_exact."""
+    measure_candidates = adv.measure_candidates
+
+    def candidates(specs, buckets, processes, **kw):
+        real = measure_candidates(specs, buckets, processes, **{**kw, "repeat": 1})
+        return [dataclasses.replace(c, codec_seconds=codec.get(c.name, 0.0)) for c in real]
+
+    monkeypatch.setattr(adv, "measure_compute", lambda model, batch, **kw: SMALL_COMPUTE)
+    monkeypatch.setattr(adv, "measure_candidates", candidates)
+
+
+def _table(out):
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "method" not in line]
+    return {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in rows}
+
+
+SLOW = ["advise", "--bandwidth", "100Mbit", "--latency", "1ms", "--model-params", "2e5",
+        "--compressors", "sign,qsgd:s=7", "--repeat", "1", "--threads", "1"]
+
+
+def test_cli_on_a_slow_what_if_link(capsys, monkeypatch):
+    _inject_timings(monkeypatch)
+    assert main(SLOW) == 0
     out = capsys.readouterr().out
     assert "link: 100 Mbit/s, latency 1.0 ms (given: --bandwidth 100Mbit --latency 1ms); 2 processes" in out
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "method" not in line]
-    assert sorted(r.split("|")[1].strip() for r in rows) == sorted([FP32, FP16, "sign", "qsgd:s=7"])
+    table = _table(out)
+    assert sorted(table) == sorted([FP32, FP16, "sign", "qsgd:s=7"])
+    assert table["sign"][2] == "1.00" and table["qsgd:s=7"][2] == "8.00"  # codec ms: the injected numbers
     assert "verdict: compression pays: sign is fastest" in out
 
 
-def test_cli_says_plainly_when_compression_does_not_pay(capsys):
+def test_negative_control_the_slow_link_verdict_follows_the_injected_codec_times(capsys, monkeypatch):
+    # the same command with a sign codec of 30 ms per step: qsgd (4x the bytes, 8 ms) is now fastest
+    _inject_timings(monkeypatch, {**CODEC, "sign": 0.03})
+    assert main(SLOW) == 0
+    out = capsys.readouterr().out
+    assert "verdict: compression pays: qsgd:s=7 is fastest" in out and "sign is fastest" not in out
+
+
+def test_cli_says_plainly_when_compression_does_not_pay(capsys, monkeypatch):
+    _inject_timings(monkeypatch)
     argv = ["advise", "--bandwidth", "400Gbit", "--latency", "0us", "--model", "mlp", "--hidden", "64",
             "--compressors", "sign", "--repeat", "1", "--threads", "1", "--processes", "4"]
     assert main(argv) == 0
