@@ -127,3 +127,51 @@ def hand_built_cases(name: str) -> list:
         # fixed [-0.5, 1.0], s = 3 (levels 2 3 0 1 3)
         (fx3, [bytes([0b10110001, 0b11000000])], [[0.5, 1.0, -0.5, 0.0, 1.0]]),
     ]
+
+
+# ---------------------------------------------------------------- checks shared by IQ and CQ
+def check_grid_values_sent_exactly(C) -> None:
+    """lo, hi and the grid points between come back exactly for every seed (a lo/hi swap fails)."""
+    X, expected = grid_batch(C)
+    for seed in range(4):
+        X_hat, _ = C.apply(X, seed)
+        assert torch.equal(X_hat, expected), f"seed {seed}: {X_hat} != {expected}"
+        assert torch.equal(C.decode(C.encode(X, seed), seed, X.shape[1], dtype=X.dtype), expected)
+
+
+def check_unbiased_with_exact_variance(C, n: int, assert_mean) -> None:
+    """Each client: E Q(x) = x (clipped) and Var Q(x) = ((r-l)/s)^2 t(1-t), z-tests over R repeats."""
+    out, mean, var = per_client_samples(C, n=n, R=20_000, seed=5)
+    sure = var == 0  # the range's ends and the clipped values
+    assert sure.any() and (~sure).sum() >= 4 * n
+    assert torch.equal(out[:, sure], mean[sure].expand(out.shape[0], -1))
+    assert_mean(out[:, ~sure], mean[~sure])
+    assert_mean((out[:, ~sure] - mean[~sure]).pow(2), var[~sure])
+
+
+def check_output_on_the_grid(C, levels: int) -> None:
+    """The output lies in [lo, hi], on one of the s + 1 grid points, next to the (clipped) input."""
+    X = 1.5 * torch.randn(5, 40, generator=torch.Generator().manual_seed(levels), dtype=torch.float64)
+    lo, hi = row_bounds(C, X)
+    for seed in range(3):
+        X_hat, _ = C.apply(X, seed)
+        assert (X_hat >= lo).all() and (X_hat <= hi).all()
+        k = (X_hat - lo) / ((hi - lo) / levels)
+        assert (k - k.round()).abs().max() < 1e-9
+        pos = (torch.minimum(torch.maximum(X, lo), hi) - lo) / ((hi - lo) / levels)
+        assert ((k.round() - pos).abs() < 1 + 1e-9).all()
+
+
+def check_hand_built_payload(name: str, case: int, payload_error: type) -> None:
+    """Bytes written by hand decode to the expected rows, the encoder writes exactly them, and a
+    minmax header with lo > hi (the two floats swapped) is refused as corrupt."""
+    C, payloads, rows = hand_built_cases(name)[case]
+    expected = torch.tensor(rows, dtype=torch.float64)
+    d = expected.shape[1]
+    assert torch.equal(C.decode(payloads, 3, d, dtype=torch.float64), expected)
+    assert C.encode(expected, 3) == payloads
+    if C.range == "minmax":
+        import pytest
+
+        with pytest.raises(payload_error, match="lo > hi"):
+            C.decode([p[4:8] + p[:4] + p[8:] for p in payloads], 3, d, dtype=torch.float64)

@@ -321,54 +321,25 @@ def test_negative_control_the_heterogeneous_check_rejects_iq_and_independent_shi
 @pytest.mark.parametrize("levels", [1, 3])
 @pytest.mark.parametrize("range_", RC.RANGES)
 def test_cq_values_on_the_grid_of_the_range_are_sent_exactly(range_, levels):
-    # a decoder that swaps lo and hi fails here (spec §7, §8.2)
-    C = RC.make("cq", range_, levels)
-    X, expected = RC.grid_batch(C)
-    for seed in range(4):
-        X_hat, _ = C.apply(X, seed)
-        assert torch.equal(X_hat, expected), f"seed {seed}: {X_hat} != {expected}"
-        assert torch.equal(C.decode(C.encode(X, seed), seed, X.shape[1], dtype=X.dtype), expected)
+    # a decoder that swaps lo and hi fails here
+    RC.check_grid_values_sent_exactly(RC.make("cq", range_, levels))
 
 
 @pytest.mark.parametrize("levels", [1, 3])
 @pytest.mark.parametrize("range_", RC.RANGES)
 def test_cq_rows_are_unbiased_with_iq_variance_on_minmax_and_fixed_ranges(range_, levels):
-    # every client's marginal is IQ's (spec §8.4): mean x (clipped), variance ((r-l)/s)^2 t(1-t);
-    # for one client the coordinates are i.i.d. draws (see _range_cases.py), so one call suffices
-    C = RC.make("cq", range_, levels)
-    out, mean, var = RC.per_client_samples(C, n=4, R=20_000, seed=5)
-    sure = var == 0
-    assert sure.any() and (~sure).sum() >= 16
-    assert torch.equal(out[:, sure], mean[sure].expand(out.shape[0], -1))
-    assert_mean(out[:, ~sure], mean[~sure])
-    assert_mean((out[:, ~sure] - mean[~sure]).pow(2), var[~sure])
+    RC.check_unbiased_with_exact_variance(RC.make("cq", range_, levels), 4, assert_mean)
 
 
 @pytest.mark.parametrize("levels", [1, 3])
 @pytest.mark.parametrize("range_", RC.RANGES)
 def test_cq_output_lies_on_the_grid_of_its_range(range_, levels):
-    C = RC.make("cq", range_, levels)
-    X = 1.5 * torch.randn(5, 40, generator=torch.Generator().manual_seed(levels), dtype=torch.float64)
-    lo, hi = RC.row_bounds(C, X)
-    for seed in range(3):
-        X_hat, _ = C.apply(X, seed)
-        assert (X_hat >= lo).all() and (X_hat <= hi).all()
-        k = (X_hat - lo) / ((hi - lo) / levels)
-        assert (k - k.round()).abs().max() < 1e-9
-        pos = (torch.minimum(torch.maximum(X, lo), hi) - lo) / ((hi - lo) / levels)
-        assert ((k.round() - pos).abs() < 1 + 1e-9).all()
+    RC.check_output_on_the_grid(RC.make("cq", range_, levels), levels)
 
 
 @pytest.mark.parametrize("case", range(4), ids=["minmax-1bit", "minmax-s3", "fixed-1bit", "fixed-s3"])
 def test_cq_decodes_a_hand_built_payload(case):
-    C, payloads, rows = RC.hand_built_cases("cq")[case]
-    expected = torch.tensor(rows, dtype=torch.float64)
-    d = expected.shape[1]
-    assert torch.equal(C.decode(payloads, 3, d, dtype=torch.float64), expected)
-    assert C.encode(expected, 3) == payloads
-    if C.range == "minmax":
-        with pytest.raises(PayloadError, match="lo > hi"):
-            C.decode([p[4:8] + p[:4] + p[8:] for p in payloads], 3, d, dtype=torch.float64)
+    RC.check_hand_built_payload("cq", case, PayloadError)
 
 
 def test_cq_theory_constants():

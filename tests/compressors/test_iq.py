@@ -63,28 +63,14 @@ def test_iq_minmax_and_fixed_ranges():
 @pytest.mark.parametrize("levels", [1, 3])
 @pytest.mark.parametrize("range_", RC.RANGES)
 def test_iq_values_on_the_grid_of_the_range_are_sent_exactly(range_, levels):
-    # lo, hi and the grid points between are reproduced exactly for every seed; values outside a
-    # fixed range come back as low / high (spec §7). A decoder that swaps lo and hi fails here.
-    C = RC.make("iq", range_, levels)
-    X, expected = RC.grid_batch(C)
-    for seed in range(4):
-        X_hat, _ = C.apply(X, seed)
-        assert torch.equal(X_hat, expected), f"seed {seed}: {X_hat} != {expected}"
-        assert torch.equal(C.decode(C.encode(X, seed), seed, X.shape[1], dtype=X.dtype), expected)
+    # a decoder that swaps lo and hi fails here
+    RC.check_grid_values_sent_exactly(RC.make("iq", range_, levels))
 
 
 @pytest.mark.parametrize("levels", [1, 3])
 @pytest.mark.parametrize("range_", RC.RANGES)
 def test_iq_is_unbiased_with_the_exact_variance_on_minmax_and_fixed_ranges(range_, levels):
-    # each client: E Q(x) = x (clipped into a fixed range) and Var Q(x) = ((r-l)/s)^2 t(1-t),
-    # z-tests with the sample variance over R i.i.d. repeats of each value (_range_cases.py)
-    C = RC.make("iq", range_, levels)
-    out, mean, var = RC.per_client_samples(C, n=3, R=20_000, seed=5)
-    sure = var == 0  # the range's ends and the clipped values
-    assert sure.any() and (~sure).sum() >= 12
-    assert torch.equal(out[:, sure], mean[sure].expand(out.shape[0], -1))
-    assert_mean(out[:, ~sure], mean[~sure])
-    assert_mean((out[:, ~sure] - mean[~sure]).pow(2), var[~sure])
+    RC.check_unbiased_with_exact_variance(RC.make("iq", range_, levels), 3, assert_mean)
 
 
 def test_negative_control_iq_unbiasedness_on_a_range_detects_a_swapped_decoder(monkeypatch):
@@ -107,29 +93,12 @@ def test_negative_control_iq_unbiasedness_on_a_range_detects_a_swapped_decoder(m
 @pytest.mark.parametrize("levels", [1, 3])
 @pytest.mark.parametrize("range_", RC.RANGES)
 def test_iq_output_lies_on_the_grid_of_its_range(range_, levels):
-    C = RC.make("iq", range_, levels)
-    X = 1.5 * torch.randn(5, 40, generator=torch.Generator().manual_seed(levels), dtype=torch.float64)
-    lo, hi = RC.row_bounds(C, X)
-    for seed in range(3):
-        X_hat, _ = C.apply(X, seed)
-        assert (X_hat >= lo).all() and (X_hat <= hi).all()
-        k = (X_hat - lo) / ((hi - lo) / levels)
-        assert (k - k.round()).abs().max() < 1e-9  # one of the s + 1 grid points
-        # the output is a neighbour of the (clipped) input on the grid
-        pos = (torch.minimum(torch.maximum(X, lo), hi) - lo) / ((hi - lo) / levels)
-        assert ((k.round() - pos).abs() < 1 + 1e-9).all()
+    RC.check_output_on_the_grid(RC.make("iq", range_, levels), levels)
 
 
 @pytest.mark.parametrize("case", range(4), ids=["minmax-1bit", "minmax-s3", "fixed-1bit", "fixed-s3"])
 def test_iq_decodes_a_hand_built_payload(case):
-    C, payloads, rows = RC.hand_built_cases("iq")[case]
-    expected = torch.tensor(rows, dtype=torch.float64)
-    d = expected.shape[1]
-    assert torch.equal(C.decode(payloads, 3, d, dtype=torch.float64), expected)
-    assert C.encode(expected, 3) == payloads  # the encoder writes exactly these bytes
-    if C.range == "minmax":  # a header with lo > hi (the two floats swapped) is corrupt
-        with pytest.raises(PayloadError, match="lo > hi"):
-            C.decode([p[4:8] + p[:4] + p[8:] for p in payloads], 3, d, dtype=torch.float64)
+    RC.check_hand_built_payload("iq", case, PayloadError)
 
 
 @pytest.mark.parametrize("params", [{"levels": 0}, {"levels": 1.5}, {"range": "l3"}, {"range": "fixed", "low": 1, "high": 0}])
