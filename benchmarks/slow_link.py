@@ -1,9 +1,10 @@
 """DDP across a real slow link: network namespaces joined by veth, shaped with tc netem.
 
-Builds ``--world`` network namespaces on this machine (names ``cpsl-<pid>-<i>``), joined by a
-veth pair (2 ranks) or through a bridge in a hub namespace (more), with private addresses
-10.213.0.x that exist only inside the namespaces, and limits every rank's outgoing traffic with
-``tc qdisc add dev IF root netem delay DELAY rate RATE``. Then trains the same ~10^7-parameter
+Builds ``--world`` network namespaces on this machine with :mod:`commpress.integrations.netns`
+(names ``cpsl-<pid>-<call>-<i>``), joined by a veth pair (2 ranks) or through a bridge in a hub
+namespace (more), with private addresses 10.213.0.x that exist only inside the namespaces, and
+limits every rank's outgoing traffic with ``tc qdisc add dev IF root netem delay DELAY rate RATE``
+(tbf, rate only, where the kernel has no netem). Then trains the same ~10^7-parameter
 MLP with DDP (gloo, one rank per namespace via ``ip netns exec``, MASTER_ADDR the veth address)
 with DDP's default fp32 all-reduce, PyTorch's fp16 hook and commpress hooks (1-bit sign with
 error feedback and EF21, a 4-bit block quantizer with DIANA), and prints per method the time per
@@ -32,8 +33,6 @@ import argparse
 import datetime
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,98 +40,11 @@ import tempfile
 import time
 from pathlib import Path
 
-PREFIX = "cpsl-"
-SUBNET = "10.213.0"
-IFNAME = "cpsl0"
+from commpress.errors import ConfigError
+from commpress.integrations import netns  # no torch: the parent process only builds the link
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_METHODS = "allreduce,fp16,ef:sign,ef21:sign,diana:block:s=7"
-
-
-# ============================================================================ the namespaces
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
-
-
-def _netns_list() -> list[str]:
-    out = _ip("netns", "list", check=False).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
-def clean_stale() -> list[str]:
-    """Delete namespaces ``cpsl-<pid>-*`` whose creating process ``pid`` is gone."""
-    from commpress.network._watchdog import pid_alive
-
-    removed = []
-    for name in _netns_list():
-        if not name.startswith(PREFIX):
-            continue
-        try:
-            pid = int(name[len(PREFIX):].split("-")[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not pid_alive(pid):
-            _ip("netns", "del", name, check=False)
-            removed.append(name)
-    return removed
-
-
-class Namespaces:
-    """``world`` namespaces on one shaped link; ``addresses[i]`` is rank i's address in namespace ``names[i]``."""
-
-    def __init__(self, world: int, rate: str, delay: str, burst: str = "32kb") -> None:
-        tag = f"{PREFIX}{os.getpid()}"
-        self.names = [f"{tag}-{i}" for i in range(world)]
-        self.hub = f"{tag}-hub" if world > 2 else None
-        self.addresses = [f"{SUBNET}.{i + 1}" for i in range(world)]
-        self.created: list[str] = []
-        self.rate, self.delay, self.burst = rate, delay, burst
-        self.qdisc_kind: str | None = None  # "netem", or "tbf" where the kernel has no netem
-
-    def create(self) -> None:
-        for name in self.names + ([self.hub] if self.hub else []):
-            _ip("netns", "add", name)
-            self.created.append(name)
-            _ip("-n", name, "link", "set", "lo", "up")
-        if self.hub is None:  # two ranks: one veth pair, both ends created inside the namespaces
-            _ip("link", "add", IFNAME, "netns", self.names[0], "type", "veth", "peer", "name", IFNAME,
-                "netns", self.names[1])
-        else:
-            _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
-            _ip("-n", self.hub, "link", "set", "br0", "up")
-            for i, name in enumerate(self.names):
-                port = f"p{i}"
-                _ip("link", "add", IFNAME, "netns", name, "type", "veth", "peer", "name", port, "netns", self.hub)
-                _ip("-n", self.hub, "link", "set", port, "master", "br0")
-                _ip("-n", self.hub, "link", "set", port, "up")
-        for name, addr in zip(self.names, self.addresses):
-            _ip("-n", name, "addr", "add", f"{addr}/24", "dev", IFNAME)
-            _ip("-n", name, "link", "set", IFNAME, "up")
-            self._shape(name)
-
-    def _shape(self, name: str) -> None:
-        """netem rate + delay; where the kernel has no netem, tbf (rate only, no added delay)."""
-        tc = ["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", IFNAME, "root"]
-        if self.qdisc_kind in (None, "netem"):
-            done = subprocess.run([*tc, "netem", "delay", self.delay, "rate", self.rate, "limit", "100000"],
-                                  capture_output=True, text=True)
-            if done.returncode == 0:
-                self.qdisc_kind = "netem"
-                return
-            if self.qdisc_kind == "netem" or "unknown" not in done.stderr:
-                raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
-        subprocess.run([*tc, "tbf", "rate", self.rate, "burst", self.burst, "latency", "100ms"],
-                       check=True, capture_output=True, text=True)
-        self.qdisc_kind = "tbf"
-
-    def qdisc(self, i: int = 0) -> str:
-        out = subprocess.run(["ip", "netns", "exec", self.names[i], "tc", "qdisc", "show", "dev", IFNAME],
-                             capture_output=True, text=True).stdout
-        return " ".join(out.split())
-
-    def delete(self) -> None:
-        for name in reversed(self.created):
-            _ip("netns", "del", name, check=False)
-        self.created = []
 
 
 # ============================================================================ the parent
@@ -141,26 +53,16 @@ def _skip(reason: str) -> int:
     return 0
 
 
-def _install_signal_handlers() -> None:
-    def handler(signum, frame):  # finally blocks run on the way out
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: a shell may have set it to ignore
-        signal.signal(sig, handler)
-
-
-def _launch(ns: Namespaces, args: argparse.Namespace, mode: str, tmp: Path, port: int, procs: list) -> list[dict]:
+def _launch(link: netns.SlowLink, args: argparse.Namespace, mode: str, tmp: Path, port: int,
+            procs: list) -> list[dict]:
     """Run ``mode`` on every rank (one process per namespace); returns the ranks' JSON results."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": IFNAME,
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": link.ifname,
            "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     started = []
-    for rank, name in enumerate(ns.names):
+    for rank in range(len(link.names)):
         out = tmp / f"{mode}-rank{rank}.json"
-        cmd = ["ip", "netns", "exec", name, sys.executable, str(Path(__file__).resolve()), "--worker", mode,
-               "--rank", str(rank), "--addr", ns.addresses[0], "--port", str(port), "--out", str(out),
-               *args.forward]
+        cmd = link.exec(rank, [sys.executable, str(Path(__file__).resolve()), "--worker", mode, "--rank", str(rank),
+                               "--addr", link.addresses[0], "--port", str(port), "--out", str(out), *args.forward])
         p = subprocess.Popen(cmd, env=env, stdout=None if rank == 0 else subprocess.DEVNULL)
         procs.append(p)
         started.append((p, out))
@@ -176,57 +78,62 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.worker:
         return _worker_main(args)
-    if os.name != "posix" or os.geteuid() != 0:
-        return _skip("needs root (network namespaces and tc); run it as root")
-    missing = [tool for tool in ("ip", "tc") if shutil.which(tool) is None]
-    if missing:
-        return _skip(f"needs iproute2 ({', '.join(missing)} not found); install it with: apt-get install -y iproute2")
+    try:  # bad --rate/--delay/--burst/--world: said before anything is built
+        netns.commands(args.rate, args.delay, args.burst, world=args.world, tag="check")
+    except ConfigError as err:
+        print(f"slow_link: error: {err}", file=sys.stderr)
+        return 2
+    why = netns.unavailable()
+    if why:
+        return _skip(why)
     args.forward = _forward_args(args)
-    stale = clean_stale()
+    stale = netns.clean_stale()
     if stale:
         print(f"removed stale namespaces of earlier runs: {', '.join(stale)}")
-    _install_signal_handlers()
-    ns = Namespaces(args.world, args.rate, args.delay, args.burst)
     procs: list[subprocess.Popen] = []
-    try:
-        try:
-            ns.create()
-        except subprocess.CalledProcessError as err:
-            return _skip(f"cannot build the namespaces ({' '.join(err.cmd[:4])}...: {err.stderr.strip()})")
-        print(f"{args.world} namespaces {', '.join(ns.names)}; qdisc on every rank's veth: {ns.qdisc(0)}")
-        if ns.qdisc_kind == "tbf":
-            print(f"note: this kernel has no netem qdisc: the rate is limited with tbf, and no delay is added "
-                  f"(--delay {args.delay} not applied; the link keeps the veth's own latency)")
-        args.shaped_delay = args.delay if ns.qdisc_kind == "netem" else None
-        with tempfile.TemporaryDirectory(prefix="cpsl-") as tmp:
-            port = 29400 + os.getpid() % 500
-            link = _launch(ns, args, "link", Path(tmp), port, procs)[0]
-            print(f"advise link probe across the namespaces: {link['describe']} "
-                  f"(tc: rate {args.rate}, delay {args.shaped_delay or 'none added'})")
-            if args.parts in ("all", "ddp"):
-                rows = _launch(ns, args, "ddp", Path(tmp), port + 2, procs)
-                _report_ddp(args, rows, link)
-            if args.parts == "ddp":
-                pass
-            elif _marina_wanted(args):
-                res = _launch(ns, args, "marina", Path(tmp), port + 10, procs)
-                from commpress.integrations.advise import parse_bandwidth
-
-                _report_marina(res[0], parse_bandwidth(args.rate))
-            elif args.marina != "no":
-                print("MARINA+CQ vs GD: skipped: commpress.network.dist.TorchDistNetwork does not exist yet")
+    try:  # slow_link deletes its namespaces on the way out, on Ctrl-C and on SIGTERM/SIGHUP too
+        with netns.slow_link(args.rate, args.delay, args.burst, world=args.world) as link:
+            try:
+                _run(link, args, procs)
+            finally:
+                for p in procs:  # only the processes this run started
+                    if p.poll() is None:
+                        p.terminate()
+                        try:
+                            p.wait(10)
+                        except subprocess.TimeoutExpired:
+                            p.kill()
+    except netns.NetnsError as err:
+        return _skip(f"cannot build the namespaces ({' '.join(err.cmd[:4])}...: {err.stderr})")
     finally:
-        for p in procs:  # only the processes this run started
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        ns.delete()
-        left = [n for n in _netns_list() if n.startswith(f"{PREFIX}{os.getpid()}-")]
+        left = [n for n in netns.namespaces() if n.startswith(f"{netns.PREFIX}{os.getpid()}-")]
         print(f"cleaned up: namespaces left {left or 'none'}")
     return 0
+
+
+def _run(link: netns.SlowLink, args: argparse.Namespace, procs: list[subprocess.Popen]) -> None:
+    print(f"{args.world} namespaces {', '.join(link.names)}; qdisc on every rank's veth: {link.qdisc_show(0)}")
+    if link.qdisc == "tbf":
+        print(f"note: this kernel has no netem qdisc: the rate is limited with tbf, and no delay is added "
+              f"(--delay {args.delay} not applied; the link keeps the veth's own latency)")
+    args.shaped_delay = link.delay
+    with tempfile.TemporaryDirectory(prefix="cpsl-") as tmp:
+        port = 29400 + os.getpid() % 500
+        probe = _launch(link, args, "link", Path(tmp), port, procs)[0]
+        print(f"advise link probe across the namespaces: {probe['describe']} "
+              f"(tc: rate {args.rate}, delay {args.shaped_delay or 'none added'})")
+        if args.parts in ("all", "ddp"):
+            rows = _launch(link, args, "ddp", Path(tmp), port + 2, procs)
+            _report_ddp(args, rows, probe)
+        if args.parts == "ddp":
+            pass
+        elif _marina_wanted(args):
+            res = _launch(link, args, "marina", Path(tmp), port + 10, procs)
+            from commpress.integrations.advise import parse_bandwidth
+
+            _report_marina(res[0], parse_bandwidth(args.rate))
+        elif args.marina != "no":
+            print("MARINA+CQ vs GD: skipped: commpress.network.dist.TorchDistNetwork does not exist yet")
 
 
 def _forward_args(args: argparse.Namespace) -> list[str]:

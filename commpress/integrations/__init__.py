@@ -2,8 +2,28 @@
 
 - :mod:`commpress.integrations.ddp`: PyTorch DistributedDataParallel communication hooks
   (compressed averaging, error feedback, EF21, DIANA) for any registered compressor.
+- :mod:`commpress.integrations.advise`: will compression pay on this link? A DDP step predicted per
+  compressor (``commpress advise``).
+- :mod:`commpress.integrations.netns`: a slow link on this machine (network namespaces, veth, tc)
+  to run DDP across.
+
+The submodules are imported on first use (PEP 562): ``commpress.integrations.netns`` loads no torch.
 """
 
-from commpress.integrations import ddp
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["ddp"]
+
+_SUBMODULES = frozenset({"advise", "ddp", "netns"})
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import binds it here too
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBMODULES)

@@ -1,0 +1,67 @@
+"""The advice in words: the verdict sentence and the table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from commpress.integrations.advise._model import FP16, FP32, Prediction
+from commpress.integrations.advise._units import _fmt_rate, _ms
+
+if TYPE_CHECKING:
+    from commpress.integrations.advise import Advice
+
+
+def verdict(predictions: Sequence[Prediction], *, break_even: float | None = None) -> str:
+    """One plain sentence: which is fastest, and whether compression pays on this link.
+
+    ``break_even``: the bandwidth (bytes/s) below which the best compressor would beat fp32
+    all-reduce (see :func:`break_even_bandwidth`), quoted when compression does not pay.
+    """
+    by_name = {p.name: p for p in predictions}
+    others = [p for p in predictions if p.name not in (FP32, FP16)]
+    fastest = min(predictions, key=lambda p: p.step)
+    best = min(others, key=lambda p: p.step) if others else None
+    fp32 = by_name[FP32]
+    if fastest.name == FP32:
+        text = f"on this link compression does not pay: fp32 all-reduce is fastest ({_ms(fp32.step)} per step)"
+        if FP16 in by_name:
+            text += f"; the fp16 hook would take {_ms(by_name[FP16].step)}"
+        if best is not None:
+            text += (f", the best compressor ({best.name}) {_ms(best.step)}: its encoding and decoding "
+                     f"({_ms(best.codec)}) cost more than the {_ms(fp32.comm - best.comm)} it saves on the wire")
+        if break_even is not None:
+            text += f". Compression would pay below about {_fmt_rate(break_even)}"
+        return text + "."
+    if fastest.name == FP16:
+        text = (f"on this link compression beyond fp16 does not pay: the fp16 hook is fastest ({_ms(fastest.step)} "
+                f"per step, {fastest.vs_fp32:.1f}x faster than fp32 all-reduce)")
+        if best is not None:
+            text += f"; the best compressor ({best.name}) would take {_ms(best.step)}"
+        return text + "."
+    text = (f"compression pays: {fastest.name} is fastest ({_ms(fastest.step)} per step), "
+            f"{fastest.vs_fp32:.1f}x faster than fp32 all-reduce")
+    if fastest.vs_fp16 is not None:
+        text += f" and {fastest.vs_fp16:.1f}x faster than the fp16 hook"
+    return text + "."
+
+
+def format_advice(advice: Advice) -> str:
+    """The table (one row per candidate, fastest first) and the verdict."""
+    a = advice
+    lines = [
+        f"link: {a.link.describe()}; {a.processes} processes",
+        f"model: {a.d:,} parameters in {len(a.buckets)} DDP bucket(s); compute "
+        f"{_ms(a.compute.total)} per step (forward {_ms(a.compute.forward)}, backward {_ms(a.compute.backward)}, "
+        f"optimizer {_ms(a.compute.optimizer)}; {'; '.join(a.notes)})",
+        "",
+    ]
+    head = (f"| {'method':<18} | {'bytes/rank/step':>15} | {'bits/coord':>10} | {'codec ms':>9} | {'comm ms':>9} "
+            f"| {'step ms':>9} | {'vs fp32':>7} | {'vs fp16':>7} |")
+    lines += [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
+    for p in sorted(a.predictions, key=lambda p: p.step):
+        vs16 = "-" if p.vs_fp16 is None else f"{p.vs_fp16:.2f}x"
+        lines.append(f"| {p.name:<18} | {p.payload_bytes:15,.0f} | {p.bits_per_coordinate:10.3f} | {1e3 * p.codec:9.2f} "
+                     f"| {1e3 * p.comm:9.2f} | {1e3 * p.step:9.2f} | {p.vs_fp32:6.2f}x | {vs16:>7} |")
+    lines += ["", f"verdict: {a.verdict}"]
+    return "\n".join(lines)

@@ -1,0 +1,198 @@
+"""Measurements on this machine: a training step's compute, the compressors' codecs, and the link."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from commpress.compressors import Compressor
+from commpress.errors import ConfigError, DistributedError, InputTypeError
+from commpress.integrations.advise._checks import _check_int, _check_processes
+from commpress.integrations.advise._compressors import compressor_from_spec
+from commpress.integrations.advise._model import FP16, FP32, Candidate, Compute, Link, fit_link
+from commpress.integrations.advise._threads import _threads
+
+#: Bytes of the length word the commpress hooks all-gather before each payload.
+_LENGTH_BYTES = 8
+
+
+def measure_compute(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *,
+                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                    repeat: int = 5, threads: int | None = None) -> Compute:
+    """Median forward, backward and SGD-step times of ``model`` on ``batch`` with ``threads`` threads."""
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(f"measure_compute expects a torch.nn.Module; got {type(model).__name__}.")
+    repeat = _check_int("repeat", repeat, 1)
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    x, y = batch
+    fwd, bwd, step = [], [], []
+    with _threads(threads):
+        for i in range(repeat + 1):  # the first run warms up
+            opt.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            loss = loss_fn(model(x), y)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            opt.step()
+            t3 = time.perf_counter()
+            if i:
+                fwd.append(t1 - t0)
+                bwd.append(t2 - t1)
+                step.append(t3 - t2)
+    return Compute(statistics.median(fwd), statistics.median(bwd), statistics.median(step))
+
+
+def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequence[int], processes: int, *,
+                       repeat: int = 3, threads: int | None = None, seed: int = 0) -> list[Candidate]:
+    """The fp32 and fp16 references and one candidate per compressor, with codec times measured here.
+
+    Codec time per step = the sum over ``buckets`` (entries per bucket) of this rank's encoding
+    and the decoding of all ``processes`` payloads (for summable compressors: the fast path of
+    this rank's row), with the hook's passes over the bucket (a working copy, the mean of the
+    decoded rows, the copy back), median of ``repeat`` runs; payload bytes are the real packed
+    lengths. Stateful hooks (EF, EF21, DIANA) add a few vector additions per bucket, not counted.
+    """
+    k = _check_processes(processes)
+    repeat = _check_int("repeat", repeat, 1)
+    buckets = [int(b) for b in buckets]
+    if not buckets or min(buckets) < 1:
+        raise ConfigError(f"buckets must be a non-empty list of positive sizes; got {buckets}.")
+    d = sum(buckets)
+    g = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(b, generator=g) for b in buckets]
+    with _threads(threads):
+        fp16 = _median_time(lambda: [x.div(k).half().float() for x in grads], repeat)
+        out = [
+            Candidate(FP32, 4 * d, 0.0, "all_reduce", len(buckets), overlap=True),
+            Candidate(FP16, 2 * d, fp16, "all_reduce", len(buckets), overlap=True),
+        ]
+        for spec in compressors:
+            C = compressor_from_spec(spec)
+            label = spec if isinstance(spec, str) else repr(C)
+            if C.summable:
+                def summed_once() -> None:
+                    for x in grads:
+                        C.apply(x.clone()[None], seed, clients=[0], n=k)[0].clone()
+
+                codec = _median_time(summed_once, repeat)
+                out.append(Candidate(label, 4 * (d + len(buckets)), codec, "all_reduce", len(buckets)))
+                continue
+            payloads = [C.encode(x[None], seed, clients=[0], n=k)[0] for x in grads]
+            clients = torch.arange(k)
+
+            def codec_once() -> None:  # as the hook does: working copy, encode, decode all, mean, copy back
+                for x, p in zip(grads, payloads):
+                    C.encode(x.clone()[None], seed, clients=[0], n=k)
+                    C.decode([p] * k, seed, x.numel(), clients=clients, n=k).mean(dim=0).clone()
+
+            nbytes = sum(len(p) + _LENGTH_BYTES for p in payloads)
+            out.append(Candidate(label, nbytes, _median_time(codec_once, repeat), "all_gather", 2 * len(buckets)))
+    return out
+
+
+def measure_link(processes: int = 2, *, sizes: Sequence[int] = (4096, 262144, 4 * 1024 * 1024), repeat: int = 5,
+                 master_addr: str | None = None, master_port: int | None = None, rank: int | None = None,
+                 timeout: float = 120.0) -> Link:
+    """Time gloo all-reduce and all-gather of ``sizes`` bytes per rank and fit :func:`fit_link`.
+
+    Without ``master_addr``: spawns ``processes`` local processes on 127.0.0.1 (the link between
+    ranks on this machine). With ``master_addr``, ``master_port`` and ``rank``: this process is
+    rank ``rank`` of ``processes`` ranks started the same way on the given hosts.
+    """
+    k = _check_processes(processes)
+    if k < 2:
+        raise ConfigError("measuring a link needs --processes >= 2.")
+    sizes = [_check_int("message size", s, 4) for s in sizes]
+    if len(set(sizes)) < 2:
+        raise ConfigError(f"measuring a link needs at least two different message sizes; got {sizes}.")
+    if master_addr is not None:
+        if rank is None or master_port is None:
+            raise ConfigError("joining ranks on other hosts needs master_addr, master_port and rank together.")
+        samples = _link_samples(int(rank), k, master_addr, int(master_port), sizes, repeat, timeout)
+        return fit_link(samples, k, source=f"measured: gloo between {k} ranks via {master_addr}")
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    port = _free_port()
+    procs = [ctx.Process(target=_link_worker, args=(r, k, "127.0.0.1", port, sizes, repeat, timeout, queue), daemon=True)
+             for r in range(k)]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + timeout + 60
+    for p in procs:
+        p.join(max(1.0, deadline - time.monotonic()))
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.terminate()
+        p.join(5)
+    result = queue.get() if not queue.empty() else None
+    if alive or result is None or isinstance(result, str):
+        detail = result if isinstance(result, str) else "a rank did not finish"
+        raise DistributedError(f"measuring the link between {k} local processes failed ({detail}); "
+                               "pass --bandwidth and --latency to give the link instead.")
+    return fit_link(result, k, source=f"measured: gloo between {k} local processes")
+
+
+def _link_worker(rank: int, k: int, addr: str, port: int, sizes: list[int], repeat: int, timeout: float, queue) -> None:
+    torch.set_num_threads(1)
+    try:
+        samples = _link_samples(rank, k, addr, port, sizes, repeat, timeout)
+        if rank == 0:
+            queue.put(samples)
+    except Exception as err:  # reported by the parent
+        if rank == 0:
+            queue.put(f"{type(err).__name__}: {err}")
+
+
+def _link_samples(rank: int, k: int, addr: str, port: int, sizes: list[int], repeat: int,
+                  timeout: float) -> list[tuple[str, float, float]]:
+    dist.init_process_group("gloo", init_method=f"tcp://{addr}:{port}", rank=rank, world_size=k,
+                            timeout=datetime.timedelta(seconds=timeout))
+    try:
+        samples = []
+        for nbytes in sizes:
+            x = torch.ones(max(1, nbytes // 4), dtype=torch.float32)
+            b = torch.ones(nbytes, dtype=torch.uint8)
+            outs = [torch.empty_like(b) for _ in range(k)]
+            for name, fn in (("all_reduce", lambda: dist.all_reduce(x)),
+                             ("all_gather", lambda: dist.all_gather(outs, b))):
+                fn()  # warm-up: connections, buffers
+                times = []
+                for _ in range(repeat):
+                    dist.barrier()
+                    t0 = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t0)
+                t = torch.tensor([statistics.median(times)], dtype=torch.float64)
+                dist.all_reduce(t, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace
+                samples.append((name, float(4 * x.numel() if name == "all_reduce" else nbytes), float(t)))
+        return samples
+    finally:
+        dist.destroy_process_group()
+
+
+def _median_time(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,235 @@
+r"""The performance model: a DDP step per candidate from numbers only (link, compute, payloads).
+
+Ring collectives (Thakur, Rabenseifner, Gropp, IJHPCA 2005, Sec. 4) on a link of bandwidth
+:math:`\beta` and latency :math:`\alpha`; the step adds compute, codec and communication, with the
+asynchronous baselines' communication hidden behind the backward pass where it is shorter (see
+:mod:`commpress.integrations.advise`). Also DDP's bucketing (:func:`ddp_buckets`) and the inverse
+problem: the link that explains timed collectives (:func:`fit_link`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from commpress.errors import ConfigError
+from commpress.integrations.advise._checks import _check_processes
+from commpress.integrations.advise._units import _fmt_rate, _fmt_seconds
+
+#: The names of the two reference rows.
+FP32, FP16 = "fp32 all-reduce", "fp16 hook"
+#: DDP's bucket sizes: the first bucket, then the cap (``bucket_cap_mb`` = 25).
+FIRST_BUCKET_BYTES, BUCKET_CAP_BYTES = 1024 * 1024, 25 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------- the numbers
+@dataclass(frozen=True)
+class Link:
+    """A link between ranks: ``bandwidth`` in bytes/s (one rank, one direction), ``latency`` in s."""
+
+    bandwidth: float
+    latency: float
+    source: str = "given"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.bandwidth, (int, float)) and self.bandwidth > 0 and math.isfinite(self.bandwidth)):
+            raise ConfigError(f"link bandwidth must be a positive finite number of bytes/s; got {self.bandwidth!r}.")
+        if not (isinstance(self.latency, (int, float)) and self.latency >= 0 and math.isfinite(self.latency)):
+            raise ConfigError(f"link latency must be a finite number of seconds >= 0; got {self.latency!r}.")
+
+    def describe(self) -> str:
+        return f"{_fmt_rate(self.bandwidth)}, latency {_fmt_seconds(self.latency)} ({self.source})"
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Seconds of one training step's forward pass, backward pass and optimiser step."""
+
+    forward: float
+    backward: float
+    optimizer: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.forward + self.backward + self.optimizer
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to average the gradient, as the predictor sees it.
+
+    Attributes:
+        name: the row's label.
+        payload_bytes: bytes one rank puts into the collectives per step (all buckets).
+        codec_seconds: local encoding + decoding time per step (all buckets).
+        collective: ``"all_reduce"`` or ``"all_gather"``.
+        messages: collectives per step (each pays the latency terms once).
+        overlap: the communication runs asynchronously and can hide behind the backward pass.
+    """
+
+    name: str
+    payload_bytes: float
+    codec_seconds: float
+    collective: str
+    messages: int = 1
+    overlap: bool = False
+
+    def __post_init__(self) -> None:
+        if self.collective not in ("all_reduce", "all_gather"):
+            raise ConfigError(f"collective must be 'all_reduce' or 'all_gather'; got {self.collective!r}.")
+        if self.payload_bytes < 0 or self.codec_seconds < 0 or self.messages < 0:
+            raise ConfigError(
+                f"candidate {self.name!r}: payload_bytes, codec_seconds and messages must be >= 0; got "
+                f"{self.payload_bytes}, {self.codec_seconds}, {self.messages}."
+            )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted step of one candidate (seconds), with its speed-ups over the references."""
+
+    name: str
+    payload_bytes: float
+    bits_per_coordinate: float
+    compute: float
+    codec: float
+    comm: float
+    step: float
+    vs_fp32: float
+    vs_fp16: float | None
+
+
+# ---------------------------------------------------------------------------- the link model
+def allreduce_seconds(nbytes: float, processes: int, link: Link, messages: int = 1) -> float:
+    r"""Ring all-reduce of ``nbytes`` per rank: :math:`2(k-1)\alpha m + \frac{2(k-1)}{k} B/\beta`."""
+    k = _check_processes(processes)
+    return 2 * (k - 1) * link.latency * messages + 2 * (k - 1) / k * nbytes / link.bandwidth
+
+
+def allgather_seconds(nbytes: float, processes: int, link: Link, messages: int = 1) -> float:
+    r"""Ring all-gather of ``nbytes`` from each rank: :math:`(k-1)\alpha m + (k-1) B/\beta`."""
+    k = _check_processes(processes)
+    return (k - 1) * link.latency * messages + (k - 1) * nbytes / link.bandwidth
+
+
+def _comm_seconds(c: Candidate, processes: int, link: Link) -> float:
+    fn = allreduce_seconds if c.collective == "all_reduce" else allgather_seconds
+    return fn(c.payload_bytes, processes, link, c.messages)
+
+
+def _step_seconds(c: Candidate, comm: float, compute: Compute) -> float:
+    if c.overlap:
+        return compute.forward + max(compute.backward, comm) + compute.optimizer + c.codec_seconds
+    return compute.total + c.codec_seconds + comm
+
+
+def predict(candidates: Sequence[Candidate], *, link: Link, processes: int, compute: Compute, d: int) -> list[Prediction]:
+    """The predicted step time of every candidate, in the given order.
+
+    ``candidates`` must contain the fp32 reference (named :data:`FP32`); the fp16 reference
+    (:data:`FP16`) is optional. ``d`` is the number of gradient coordinates (for bits/coordinate).
+    """
+    names = [c.name for c in candidates]
+    if FP32 not in names:
+        raise ConfigError(f"predict needs the {FP32!r} reference among the candidates; got {names}.")
+    if d < 1:
+        raise ConfigError(f"d (gradient coordinates) must be >= 1; got {d}.")
+    steps, comms = {}, {}
+    for c in candidates:
+        comms[c.name] = _comm_seconds(c, processes, link)
+        steps[c.name] = _step_seconds(c, comms[c.name], compute)
+    fp16 = steps.get(FP16)
+    return [
+        Prediction(
+            name=c.name, payload_bytes=c.payload_bytes, bits_per_coordinate=8 * c.payload_bytes / d,
+            compute=compute.total, codec=c.codec_seconds, comm=comms[c.name], step=steps[c.name],
+            vs_fp32=steps[FP32] / steps[c.name], vs_fp16=None if fp16 is None else fp16 / steps[c.name],
+        )
+        for c in candidates
+    ]
+
+
+def break_even_bandwidth(a: Candidate, b: Candidate, *, latency: float, processes: int, compute: Compute) -> float | None:
+    """The bandwidth (bytes/s) at which candidates ``a`` and ``b`` take equal steps, or ``None``.
+
+    Below it the one with the smaller payload is faster. Found by bisection on the predicted
+    step difference (piecewise linear in 1/bandwidth); ``None`` when the sign never changes
+    between 1 kB/s and 1 PB/s.
+    """
+    def gap(bandwidth: float) -> float:
+        link = Link(bandwidth, latency)
+        return (_step_seconds(a, _comm_seconds(a, processes, link), compute)
+                - _step_seconds(b, _comm_seconds(b, processes, link), compute))
+
+    lo, hi = 1e3, 1e15
+    g_lo, g_hi = gap(lo), gap(hi)
+    if g_lo == 0:
+        return lo
+    if g_lo * g_hi > 0:
+        return None
+    for _ in range(200):  # bisection in log space
+        mid = math.sqrt(lo * hi)
+        g_mid = gap(mid)
+        if g_mid * g_lo > 0:
+            lo, g_lo = mid, g_mid
+        else:
+            hi = mid
+        if hi / lo < 1 + 1e-9:
+            break
+    return math.sqrt(lo * hi)
+
+
+def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source: str = "fitted") -> Link:
+    r"""Latency and bandwidth that best explain timed collectives.
+
+    ``samples``: ``(collective, bytes per rank, seconds)`` with collective ``"all_reduce"`` or
+    ``"all_gather"``. Each is one equation :math:`t = a\,\alpha + v / \beta` of the model above
+    (:math:`a, v` the latency count and volume of the collective); solved for
+    :math:`(\alpha, 1/\beta)` by least squares with :math:`\alpha \ge 0`. The errors are absolute,
+    so the largest messages set the bandwidth (small ones may ride a shaper's burst allowance or
+    a socket buffer and look faster than the link); time sizes a few decades apart.
+    """
+    k = _check_processes(processes)
+    if k < 2:
+        raise ConfigError("fitting a link needs timings between at least 2 processes.")
+    rows = []
+    for collective, nbytes, seconds in samples:
+        if collective == "all_reduce":
+            a, v = 2 * (k - 1), 2 * (k - 1) / k * nbytes
+        elif collective == "all_gather":
+            a, v = k - 1, (k - 1) * nbytes
+        else:
+            raise ConfigError(f"unknown collective {collective!r} in the link samples; use 'all_reduce' or 'all_gather'.")
+        if not seconds > 0:
+            raise ConfigError(f"a timed collective must take > 0 s; got {seconds!r} for {collective} of {nbytes} bytes.")
+        rows.append((a, v, seconds))
+    if len(rows) < 2:
+        raise ConfigError(f"fitting a link needs at least two timings of different sizes; got {len(rows)}.")
+    M = torch.tensor(rows, dtype=torch.float64)
+    A, t = M[:, :2] * torch.tensor([1.0, 1e-9], dtype=torch.float64), M[:, 2:]  # volumes in GB: conditioning
+    solution = torch.linalg.lstsq(A, t).solution.reshape(-1)
+    latency, inv_bw = float(solution[0]), float(solution[1]) * 1e-9
+    if latency < 0 or inv_bw <= 0:  # refit on the boundary alpha = 0
+        latency = 0.0
+        inv_bw = float(torch.linalg.lstsq(A[:, 1:2], t).solution.reshape(-1)[0]) * 1e-9
+    if inv_bw <= 0:
+        raise ConfigError("the timings do not grow with the message size; time larger messages to fit a bandwidth.")
+    return Link(bandwidth=1.0 / inv_bw, latency=latency, source=source)
+
+
+def ddp_buckets(numels: Sequence[int], *, element_size: int = 4, first_bucket_bytes: int = FIRST_BUCKET_BYTES,
+                bucket_cap_bytes: int = BUCKET_CAP_BYTES) -> list[int]:
+    """Entries per gradient bucket as DDP forms them: parameters in reverse order, a bucket closes
+    once it holds at least its limit (the first bucket's limit is ``first_bucket_bytes``)."""
+    buckets, current, limit = [], 0, first_bucket_bytes
+    for numel in reversed(list(numels)):
+        current += int(numel)
+        if current * element_size >= limit:
+            buckets.append(current)
+            current, limit = 0, bucket_cap_bytes
+    if current:
+        buckets.append(current)
+    return buckets
