@@ -17,8 +17,9 @@ import torch
 
 from commpress.errors import NonFiniteError
 
-#: Stop statuses.
-STATUSES = ("target_reached", "budget_exhausted", "max_iterations", "diverged")
+#: Stop statuses (``"stopped_by_callback"``: a ``stop`` hook asked for it, e.g. the simulator's callback).
+STATUSES = ("target_reached", "budget_exhausted", "max_iterations", "diverged", "stopped_by_callback")
+STOPPED = "stopped_by_callback"
 #: A run whose ||∇f||^2 exceeds this multiple of its initial value is declared diverged.
 BLOWUP_FACTOR = 1e12
 
@@ -41,10 +42,12 @@ class Progress:
 
 
 def start(algo, problem, x0: torch.Tensor | None, record: Record, *, target: float | None,
-          budget: float | None, bits_up: Callable[[], float]) -> Progress:
+          budget: float | None, bits_up: Callable[[], float], stop: Callable[[], bool] | None = None) -> Progress:
     """Run the method's initial communication, record iteration 0 and apply the stop rules.
 
     A start that fails (NaN/Inf) leaves ``state=None`` and the starting point as ``x``.
+    ``stop()``, asked after iteration 0 is recorded when no stop rule applies, ends the run with
+    status ``"stopped_by_callback"`` when it returns True.
     """
     began = time.perf_counter()
     try:
@@ -64,13 +67,16 @@ def start(algo, problem, x0: torch.Tensor | None, record: Record, *, target: flo
         status = "target_reached"
     elif budget is not None and bits_up() >= budget:
         status = "budget_exhausted"
+    elif stop is not None and stop():
+        status = STOPPED
     return Progress(state, x, 0, status, elapsed, g2_0)
 
 
 def run(algo, p: Progress, record: Record, *, iterations: int, every: int, target: float | None,
         budget: float | None, bits_up: Callable[[], float],
         before_round: Callable[[int], None] | None = None,
-        after_round: Callable[[Progress], None] | None = None) -> Progress:
+        after_round: Callable[[Progress], None] | None = None,
+        stop: Callable[[], bool] | None = None) -> Progress:
     """Step ``p`` until round ``iterations`` or a stop rule; return it (updated in place).
 
     Records every ``every`` rounds, the last round and the round that exhausts ``budget``
@@ -78,7 +84,8 @@ def run(algo, p: Progress, record: Record, *, iterations: int, every: int, targe
     :math:`\\|\\nabla f\\|^2` above ``BLOWUP_FACTOR`` times the initial one, ``"target_reached"``
     once a recorded value is ``<= target``, ``"budget_exhausted"`` once the budget is reached.
     ``before_round(t)`` runs before round t+1 is computed; ``after_round(p)`` after each round
-    that does not stop the run.
+    that does not stop the run. ``stop()`` is asked after each recorded round before the last that
+    no stop rule ends; True ends the run with status ``"stopped_by_callback"``.
     """
     if p.status != "max_iterations":
         return p
@@ -100,7 +107,8 @@ def run(algo, p: Progress, record: Record, *, iterations: int, every: int, targe
             break
         p.state, p.x, p.t = new_state, new_x, p.t + 1
         over_budget = budget is not None and bits_up() >= budget
-        if p.t % every == 0 or p.t == iterations or over_budget:
+        recorded = p.t % every == 0 or p.t == iterations or over_budget
+        if recorded:
             g2 = record(p.t, p.state, p.x, p.elapsed)
             if not math.isfinite(g2) or g2 > limit:
                 p.status = "diverged"
@@ -110,6 +118,9 @@ def run(algo, p: Progress, record: Record, *, iterations: int, every: int, targe
                 break
         if over_budget:
             p.status = "budget_exhausted"
+            break
+        if recorded and p.t < iterations and stop is not None and stop():
+            p.status = STOPPED
             break
         if after_round is not None:
             after_round(p)

@@ -2,12 +2,15 @@
 
 >>> hist = cp.simulate(problem, "marina", compressor="cq", iterations=2000, stepsize_multiplier=4)
 >>> hist.status, hist.grad_norm_sq[-1], hist.bits_up[-1]
+>>> hist = cp.simulate(problem, "marina", compressor="cq", progress=True,          # a tqdm bar on stderr
+...                    callback=lambda t, state, rec: rec["grad_norm_sq"] < 1e-9)  # True: stop here
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import sys
+from typing import Any, Callable
 
 import torch
 
@@ -31,7 +34,8 @@ class History:
     method so far, metric evaluation excluded) and, when the problem knows its optimum,
     ``dist_sq`` (:math:`\\|x^t - x^\\star\\|^2`) with ``f_star``. ``x`` is the final point,
     ``stepsize`` the γ used, ``params`` every setting, ``status`` why the run stopped:
-    ``"target_reached"`` | ``"budget_exhausted"`` | ``"max_iterations"`` | ``"diverged"``.
+    ``"target_reached"`` | ``"budget_exhausted"`` | ``"max_iterations"`` | ``"diverged"`` |
+    ``"stopped_by_callback"`` (:func:`simulate`'s ``callback`` returned True).
     ``bits_up_per_client`` / ``bits_down_per_client``: final totals per client, ``(n,)``.
     """
 
@@ -75,6 +79,10 @@ class _Recorder:
         names = ("iteration", "grad_norm_sq", "loss", "bits_up", "bits_down", "wall_time")
         self.cols: dict[str, list[float]] = {k: [] for k in names + (() if x_star is None else ("dist_sq",))}
 
+    def last(self) -> dict[str, float]:
+        """The latest recorded values, one entry per column (a new dict)."""
+        return {k: v[-1] for k, v in self.cols.items()}
+
     def record(self, t: int, x: torch.Tensor, ledger, elapsed: float, g: torch.Tensor | None = None) -> float:
         if g is None:
             g = self.problem.grad(x)
@@ -104,6 +112,8 @@ def simulate(
     bits_budget: float | None = None,
     downlink_compressor: Any = None,
     record_every: int = 1,
+    progress: bool = False,
+    callback: Callable[[int, Any, dict[str, float]], bool | None] | None = None,
     **algorithm_params: Any,
 ) -> History:
     """Run ``algorithm`` on ``problem`` (all clients in this process) and return its :class:`History`.
@@ -123,18 +133,49 @@ def simulate(
         downlink_compressor: compressor of the server's broadcasts (default: float32 dense).
         record_every: record (and test ``target``) every this many rounds; the last round is
             always recorded.
+        progress: show a tqdm progress bar of the rounds on stderr, its postfix the cumulative
+            uplink bits per client (``bits_up``) and :math:`\\|\\nabla f(x^t)\\|^2` of the latest
+            recorded round. Default False. The bar changes nothing in the run.
+        callback: None, or a function ``callback(round, state, record) -> bool | None`` called
+            after each recorded round (iteration 0 included), in order: ``round`` the round index
+            t, ``state`` the method's state after it, ``record`` a new dict of what was recorded
+            for it, the values the :class:`History` will hold at that position: ``iteration``,
+            ``grad_norm_sq``, ``loss``, ``bits_up``, ``bits_down``, ``wall_time`` and, when the
+            optimum is known, ``dist_sq``. Returning True (any truthy value) stops the run after that round with
+            ``status="stopped_by_callback"``; None or False continue. The run's own stop rules
+            (divergence, ``target``, ``bits_budget``, the last round) take precedence over the
+            request. An exception raised inside the callback propagates unchanged and ends the
+            run (no history is returned). The state is the method's own object: read it, do not
+            change it.
         **algorithm_params: the method's own settings (``p``, ``alpha``, ``R``, ``x0`` ...);
             ``x0`` is the starting point (default ``problem.x0()``).
 
     A diverging run (NaN/Inf in a message or the iterate, or :math:`\\|\\nabla f\\|^2` above
     ``BLOWUP_FACTOR`` times its initial value) stops with ``status="diverged"``.
+
+    Example (stop once the loss is within 1e-6 of the optimum, with a progress bar)::
+
+        f_star = problem.optimum()[0]
+        hist = cp.simulate(problem, "marina", compressor="cq", iterations=10_000, progress=True,
+                           callback=lambda t, state, rec: rec["loss"] - f_star < 1e-6)
     """
     if not isinstance(problem, Problem):
-        raise InputTypeError(f"simulate needs a commpress Problem; got {type(problem).__name__}.")
+        if isinstance(problem, str):
+            raise InputTypeError(f"simulate needs a commpress Problem; got the name {problem!r}. Build it first: "
+                                 f"cp.problems.make({problem!r}, ...).")
+        raise InputTypeError(f"simulate needs a commpress Problem; got {type(problem).__name__}. Write your own as a "
+                             f"subclass of commpress.problems.Problem (its docstring says what to implement).")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ConfigError(f"simulate needs iterations >= 0; got iterations={iterations!r}.")
     if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
         raise ConfigError(f"simulate needs record_every >= 1; got record_every={record_every!r}.")
+    if not isinstance(progress, bool):
+        raise ConfigError(f"simulate needs progress=True or False; got progress={progress!r}.")
+    if callback is not None and not callable(callback):
+        raise InputTypeError(
+            f"simulate needs callback=None or a function callback(round, state, record) -> bool | None; got "
+            f"{callback!r} ({type(callback).__name__}), which is not callable."
+        )
     mult = _positive("stepsize_multiplier", stepsize_multiplier)
     if target is not None:
         target = _nonneg("target", target)
@@ -174,15 +215,30 @@ def simulate(
     f_star, x_star = (None, None) if opt is None else (float(opt[0]), opt[1])
     rec = _Recorder(problem, x_star)
 
+    bar = _bar(algo, iterations) if progress else None
+    asked_stop = [False]
+
     def record(t: int, state, x: torch.Tensor, elapsed: float) -> float:
-        return rec.record(t, x, ledger, elapsed, algo.known_gradient(state))
+        g2 = rec.record(t, x, ledger, elapsed, algo.known_gradient(state))
+        if bar is not None:
+            bar.set_postfix_str(f"bits_up/client={rec.cols['bits_up'][-1]:.4g}, |grad f|^2={g2:.3g}", refresh=False)
+            bar.update(t - bar.n)
+        if callback is not None:
+            asked_stop[0] = bool(callback(t, state, rec.last()))
+        return g2
 
     def bits_up() -> float:
         return ledger.mean_total("up")
 
-    p = _loop.start(algo, problem, x0, record, target=target, budget=bits_budget, bits_up=bits_up)
-    p = _loop.run(algo, p, record, iterations=iterations, every=record_every, target=target, budget=bits_budget,
-                  bits_up=bits_up)
+    stop = (lambda: asked_stop[0]) if callback is not None else None
+    after = (lambda p: bar.update(p.t - bar.n)) if bar is not None else None
+    try:
+        p = _loop.start(algo, problem, x0, record, target=target, budget=bits_budget, bits_up=bits_up, stop=stop)
+        p = _loop.run(algo, p, record, iterations=iterations, every=record_every, target=target, budget=bits_budget,
+                      bits_up=bits_up, after_round=after, stop=stop)
+    finally:
+        if bar is not None:
+            bar.close()
     x, status = p.x, p.status
 
     return history_of(problem, algo, rec.cols, x, status, f_star, ledger, source=source, mult=mult,
@@ -227,6 +283,14 @@ def history_of(problem: Problem, algo: Algorithm, cols: dict[str, list[float]], 
         bits_up_per_client=ledger.total("up"),
         bits_down_per_client=ledger.total("down"),
     )
+
+
+def _bar(algo: Algorithm, iterations: int):
+    """The tqdm bar of one run (rounds), on stderr."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=iterations, desc=f"simulate {getattr(algo, 'name', '') or type(algo).__name__}", unit="round",
+                file=sys.stderr, dynamic_ncols=True)
 
 
 def _positive(name: str, value: Any) -> float:

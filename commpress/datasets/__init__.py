@@ -4,6 +4,8 @@
 >>> X, y = cp.datasets.load("mushrooms")        # scipy CSR (8124, 112), labels {1, 2}
 >>> X, y = cp.datasets.load("/data/my.svm.gz")   # any LibSVM file
 >>> images, labels = cp.datasets.load_mnist()    # t10k IDX files, or sklearn digits
+>>> cp.datasets.save_npz("my.npz", A, b)          # your arrays, for configs: dataset = "my.npz"
+>>> X, y = cp.datasets.load("my.npz")
 
 A name is looked up in ``$COMMPRESS_DATA``, the user cache (``~/.cache/commpress``) and the
 small sets shipped inside the package (a9a, a9a.t, a5a, mushrooms, splice, splice.t, w8a,
@@ -12,6 +14,10 @@ a path, or :func:`fetch`), nor is MNIST (``$COMMPRESS_DATA``/mnist or a path; el
 Known names carry their ``n_features`` (LibSVM files do not store it; a9a.t and a5a never use
 their last column) and their sha256, checked on load (shipped copies included). Labels are returned as
 published (mushrooms uses {1, 2}, phishing {0, 1}); the problems map them to {-1, +1}.
+
+Your own arrays: a path ending in ``.npz`` is read as arrays ``A`` ``(m, d)`` (or its CSR parts)
+and ``b`` ``(m,)`` (:func:`save_npz` writes the layout, see :mod:`commpress.datasets._arrays`); in
+Python the problems also take the arrays themselves (``data=(A, b)``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from commpress.datasets._arrays import check_arrays, read_npz, save_npz
 from commpress.datasets._catalog import KNOWN, DatasetInfo
 from commpress.datasets._fetch import fetch
 from commpress.datasets._locate import ENV_VAR, cache_dir, resolve, search_dirs
@@ -32,6 +39,7 @@ from commpress.errors import ConfigError, DataFileError
 
 __all__ = [
     "DatasetInfo",
+    "check_arrays",
     "ENV_VAR",
     "cache_dir",
     "fetch",
@@ -40,6 +48,7 @@ __all__ = [
     "load",
     "load_mnist",
     "locate",
+    "save_npz",
     "search_dirs",
 ]
 
@@ -82,9 +91,10 @@ def load(
 
     Args:
         name_or_path: a known name (``known()``), the name of a file in the search folders,
-            or a path (plain, ``.gz`` or ``.bz2``; compression is detected from the bytes).
+            or a path (plain, ``.gz`` or ``.bz2``; compression is detected from the bytes). A path
+            ending in ``.npz`` holds arrays ``A`` and ``b`` (:func:`save_npz`); labels as stored.
         n_features: number of columns; default the known value for a known name, else
-            inferred from the largest index in the file.
+            inferred from the largest index in the file. Not for ``.npz`` files (``A`` fixes it).
         verify: for known names, check the file's sha256 against MANIFEST.md.
 
     Raises:
@@ -99,6 +109,10 @@ def load(
         isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or n_features < 1
     ):
         raise ConfigError(f"n_features must be a positive integer or None; got {n_features!r}.")
+    npz = path.suffix.lower() == ".npz"
+    if npz and n_features is not None:
+        raise ConfigError(f"n_features applies to LibSVM files; the .npz file {str(path)!r} fixes the columns by its "
+                          f"matrix A. Drop n_features={n_features!r}.")
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, n_features, bool(verify and meta))
     if key in _CACHE:
@@ -107,7 +121,10 @@ def load(
         return X.copy(), y.copy()
     if verify and meta is not None:
         _verify(path, meta)
-    X, y = read_svmlight(path, None if n_features is None else int(n_features))
+    if npz:
+        X, y = read_npz(path)
+    else:
+        X, y = read_svmlight(path, None if n_features is None else int(n_features))
     _CACHE[key] = (X, y)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

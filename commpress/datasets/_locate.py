@@ -26,6 +26,7 @@ from pathlib import Path
 from commpress.datasets._catalog import KNOWN
 from commpress.errors import ConfigError, DataFileError
 
+#: The environment variable naming a folder of data files, searched first.
 ENV_VAR = "COMMPRESS_DATA"
 _SUFFIXES = ("", ".gz", ".bz2", ".txt", ".txt.gz")
 

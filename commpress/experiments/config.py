@@ -23,6 +23,10 @@ For methods that do not form a product, list them as ``[[methods]]`` tables (``a
 first. The stepsize is ``stepsize_multiplier x`` the method's theoretical stepsize (or
 ``x run.stepsize`` when given); per method the report keeps the best multiplier (``run.select``).
 
+Your own data: ``[problem] dataset = "path/to/file"``, a LibSVM file or an ``.npz`` file of arrays
+``A`` and ``b`` (written by ``commpress.datasets.save_npz(path, A, b)``). TOML cannot hold arrays,
+so the problems' ``data=(A, b)`` is for Python only.
+
 Unknown keys are errors with a "did you mean" hint; every error names the key, the bad value and
 what is allowed. ``load_config(path)`` reads a file; ``Config.model_validate(dict)`` a dict;
 ``check(config)`` additionally builds the problem and the methods once so that every value the
@@ -105,6 +109,14 @@ class ProblemConfig(_Table):
         except ConfigError as err:
             raise ValueError(f"problem.name = {self.name!r}: {err}") from None
         defaults = registry("problems").parameters(cls.name)
+        if "data" in defaults:  # arrays (Python only): not a config value, and not part of the run id
+            if "data" in self.params:
+                raise ValueError(
+                    f"problem.data: a config cannot hold arrays (data=(A, b) is for Python). Name a file instead: "
+                    f"dataset = \"path/to/file\" (LibSVM, or .npz with arrays A and b written by "
+                    f"commpress.datasets.save_npz)."
+                )
+            defaults = {k: v for k, v in defaults.items() if k != "data"}
         typed = check_params("problem", f"problem {cls.name!r}", self.params, defaults)
         self.name = cls.name
         self.params = resolved_params(typed, defaults)

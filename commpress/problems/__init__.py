@@ -6,10 +6,12 @@
 >>> P.smoothness().L_pm                      # exact Hessian variance
 >>> P = cp.problems.make("logreg", dataset="mushrooms", n_clients=12, l2=0.1)
 >>> f_star, x_star = P.optimum()
+>>> P = cp.problems.make("logreg", data=(A, b), n_clients=8)   # your arrays: NumPy, SciPy sparse, torch
 
 Registered names: ``quadratic`` (Algorithm 5), ``quadratic_spread`` (Algorithm 6),
-``least_squares``, ``logreg``, ``nonconvex_logreg``, ``mlp``. ``QuadraticProblem`` builds a
-problem from explicit matrices.
+``least_squares``, ``logreg``, ``nonconvex_logreg``, ``mlp``, ``cnn``. ``QuadraticProblem`` builds a
+problem from explicit matrices. Your own problem: subclass :class:`Problem` (its docstring lists
+what to implement; ``examples/my_problem.py``) and pass the instance to ``cp.simulate``.
 """
 
 from commpress.problems._quadratic_base import QuadraticProblem, TridiagonalQuadratic

@@ -21,7 +21,7 @@ import torch
 from commpress._checks import check_choice, check_dtype, check_float, check_int, check_seed
 from commpress._rng import shared_generator
 from commpress.errors import ConfigError, InputError
-from commpress.problems._data import binary_labels, load_dataset, synthetic_linear
+from commpress.problems._data import binary_labels, data_arrays, is_arrays_file, load_dataset, synthetic_linear
 from commpress.problems._splits import SPLITS, ClientData, partition
 from commpress.problems.base import Problem
 
@@ -65,6 +65,7 @@ class LinearModel(Problem):
         dtype: Any,
         start: str,
         extra: dict[str, Any],
+        data: Any = None,
     ) -> None:
         n = check_int("n_clients", n_clients, owner, hint=" Use n_clients >= 1.")
         split = check_choice("split", split, owner, SPLITS)
@@ -72,7 +73,7 @@ class LinearModel(Problem):
         self.dtype = check_dtype(dtype, owner)
         self.start = check_choice("start", start, owner, ("zeros", "normal"))
         synthetic = dict(dim=dim, samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise)
-        if dataset is None:
+        if dataset is None and data is None:
             if n_features is not None:
                 raise ConfigError(f"{owner}: n_features applies to a dataset; for synthetic data use dim=.")
             p = {k: (v if v is not None else _SYNTHETIC_DEFAULTS[k]) for k, v in synthetic.items()}
@@ -83,18 +84,39 @@ class LinearModel(Problem):
             X, y = synthetic_linear(n, m, d, h, sigma, seed, self.dtype, self.classification)
             source: dict[str, Any] = dict(dataset="synthetic", dim=d, samples_per_client=m, heterogeneity=h, noise=sigma)
         else:
+            if dataset is not None and data is not None:
+                raise ConfigError(
+                    f"{owner} takes dataset= (a name or a path) or data=(A, b) (arrays), not both; got "
+                    f"dataset={dataset!r} and data. Drop one."
+                )
+            what = "data=(A, b)" if data is not None else f"dataset={dataset!r}"
             given = [k for k, v in synthetic.items() if v is not None]
             if given:
                 raise ConfigError(
-                    f"{owner}: {given[0]}= applies to synthetic data only, but dataset={dataset!r} was given "
-                    f"(the dataset fixes the rows). Drop {given[0]}=, or drop dataset= for synthetic data."
+                    f"{owner}: {given[0]}= applies to synthetic data only, but {what} was given "
+                    f"(the data fixes the rows). Drop {given[0]}=, or drop {'data' if data is not None else 'dataset'}= "
+                    f"for synthetic data."
                 )
-            if not isinstance(dataset, str):
+            if data is not None:
+                if n_features is not None:
+                    raise ConfigError(
+                        f"{owner}: n_features applies to a LibSVM dataset; data=(A, b) fixes it by the columns of A. "
+                        f"Drop n_features={n_features!r}."
+                    )
+                X, y = data_arrays(owner, data, self.dtype)
+                arrays, shown, source = True, "b in data=(A, b)", dict(dataset="arrays")
+            else:
                 dataset = str(dataset)
-            X, y = load_dataset(owner, dataset, n_features, self.dtype)
-            if self.classification or torch.unique(y).numel() == 2:
-                y = binary_labels(owner, y, dataset)
-            source = dict(dataset=dataset)
+                X, y = load_dataset(owner, dataset, n_features, self.dtype)
+                arrays, shown, source = is_arrays_file(dataset), f"dataset {dataset!r}", dict(dataset=dataset)
+            if self.classification or (not arrays and torch.unique(y).numel() == 2):
+                fix = ("Pass b with two distinct values, e.g. b = np.where(y == positive_class, 1, -1)."
+                       if arrays else "Use a binary LibSVM file.")
+                values = torch.unique(y)
+                y = binary_labels(owner, y, shown, fix)
+                if arrays:
+                    source["labels"] = {"-1": float(values[0]), "+1": float(values[-1])}
+            y = y.to(self.dtype)
         data = partition(X, y, n, split, seed, owner)
         self._set_data(data)
         self.seed = seed

@@ -96,7 +96,60 @@ class Smoothness:
 
 
 class Problem:
-    """Base class of distributed problems. Subclasses implement the batched oracles."""
+    r"""Base class of distributed problems. Subclasses implement the batched oracles.
+
+    **Write your own.** A subclass sets, and implements:
+
+    - ``n`` (clients) and ``d`` (dimension), as attributes; ``dtype`` (default float64);
+    - ``client_grads(x, *, clients=None)`` -> ``(rows, d)``: :math:`\nabla f_i` of every client,
+      or of the clients listed in ``clients`` (an int64 index; rows in that order), at one point
+      ``x`` ``(d,)`` or at one point per client ``(rows, d)`` (see the module conventions);
+    - ``client_losses(x, *, clients=None)`` -> ``(rows,)``: :math:`f_i`, same conventions (the
+      simulator records :math:`f(x^t)`);
+    - ``smoothness()`` -> :class:`Smoothness`: the constants the theoretical stepsizes use
+      (``L_i``, ``L_minus``, ``L_plus``, ``L_pm``; ``exact=False`` with a ``notes`` line when some
+      are upper bounds). A method run with an explicit ``stepsize=`` may not need it.
+
+    Inherited, override when you can do better: ``grad`` and ``loss`` (means over the clients),
+    ``x0`` (zeros), ``optimum`` (None; return ``(f*, x*)`` and the history records
+    :math:`\|x^t-x^\star\|^2`), ``describe`` (adds ``self.params`` if set). Finite sums add
+    ``num_samples`` and ``sample_grads`` (the stochastic and variance-reduced methods use them).
+
+    A per-client quadratic :math:`f_i(x) = \tfrac12 x^\top A_ix - b_i^\top x` with given ``A``
+    ``(n, d, d)`` and ``b`` ``(n, d)`` (``examples/my_problem.py`` runs it)::
+
+        @cp.problems.register("my_quadratic")   # optional: cp.problems.make("my_quadratic", A=A, b=b)
+        class MyQuadratic(cp.problems.Problem):
+            def __init__(self, A, b):
+                self.A, self.b = A.double(), b.double()
+                self.n, self.d = b.shape
+
+            def _Ax_b(self, x, clients):
+                A, b = (self.A, self.b) if clients is None else (self.A[clients], self.b[clients])
+                return (A @ x[..., None]).squeeze(-1), b   # x (d,) or (rows, d)
+
+            def client_grads(self, x, *, clients=None):
+                Ax, b = self._Ax_b(x, clients)
+                return Ax - b
+
+            def client_losses(self, x, *, clients=None):
+                Ax, b = self._Ax_b(x, clients)
+                return ((0.5 * Ax - b) * x).sum(-1)
+
+            def smoothness(self):
+                eig = torch.linalg.eigvalsh
+                A_bar, A2_bar = self.A.mean(0), (self.A @ self.A).mean(0)
+                return cp.problems.Smoothness(
+                    L_i=eig(self.A)[:, -1], L_minus=float(eig(A_bar)[-1]),
+                    L_plus=float(eig(A2_bar)[-1]) ** 0.5,
+                    L_pm=float(eig(A2_bar - A_bar @ A_bar)[-1].clamp_min(0)) ** 0.5)
+
+        hist = cp.simulate(MyQuadratic(A, b), "marina", compressor="cq", iterations=300)
+
+    An instance goes straight to :func:`commpress.simulate` (and :func:`commpress.problems.make`
+    returns it unchanged); registering a name is only needed to build it by name. For data, not
+    code, the linear models take your arrays: ``make("logreg", data=(A, b), n_clients=8)``.
+    """
 
     name: str = ""
     n: int

@@ -12,7 +12,7 @@ from commpress._checks import check_choice, check_dtype, check_float, check_int,
 from commpress._rng import shared_generator
 from commpress.errors import ConfigError, InputError
 from commpress.problems._splits import SPLITS, partition
-from commpress.problems.mlp import _ACTIVATIONS, MLP, _load_images
+from commpress.problems.mlp import _ACTIVATIONS, MLP, _features_and_classes
 from commpress.problems.registry import register
 
 _KERNEL, _STRIDE, _PAD, _POOL = 5, 2, 2, 2
@@ -57,6 +57,8 @@ class CNN(MLP):
     Args:
         dataset: ``"mnist"`` (default; the t10k IDX files, pixels/255) or ``"digits"`` (scikit-learn's
             8x8 digits, no download).
+        data: ``(A, b)`` instead of a dataset (Python only): ``A`` ``(m, side**2)`` flattened square
+            grey images, ``b`` ``(m,)`` class labels, as :class:`~commpress.problems.mlp.MLP`.
         n_clients: n.
         channels: ``(c1, c2)``, default ``(8, 16)``.
         activation: ``"tanh"`` (default), ``"softplus"``, ``"sigmoid"`` or ``"gelu"``.
@@ -83,10 +85,11 @@ class CNN(MLP):
         samples: int | None = None,
         seed: int = 0,
         dtype: Any = "float32",
+        data: Any = None,
     ) -> None:
         owner = "cnn"
         n = check_int("n_clients", n_clients, owner)
-        if dataset not in ("mnist", "digits"):
+        if data is None and dataset not in ("mnist", "digits"):
             raise ConfigError(f"{owner} needs dataset 'mnist' or 'digits' (square grey images); got {dataset!r}.")
         if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or len(channels) != 2:
             raise ConfigError(f"{owner} needs channels as two counts (c1, c2), e.g. (8, 16); got {channels!r}.")
@@ -100,12 +103,13 @@ class CNN(MLP):
             raise ConfigError(f"{owner} needs holdout in [0, 1) (a fraction of the rows); got holdout={holdout}.")
         self.seed = check_seed(seed, owner)
         self.dtype = check_dtype(dtype, owner)
-        X, y = _load_images(owner, dataset)
+        X, y, source = _features_and_classes(owner, dataset, data, "mnist", self.dtype)
+        what = "data=(A, b)" if data is not None else repr(dataset)
         N = int(X.shape[0])
         if samples is not None:
             samples = check_int("samples", samples, owner)
             if samples > N:
-                raise ConfigError(f"{owner}: samples={samples} exceeds the {N} rows of {dataset!r}; use samples <= {N}.")
+                raise ConfigError(f"{owner}: samples={samples} exceeds the {N} rows of {what}; use samples <= {N}.")
         keep = N if samples is None else samples
         n_test = math.floor(keep * self.holdout)
         if keep - n_test < n:
@@ -118,7 +122,8 @@ class CNN(MLP):
         train = train.sort().values  # file order within the training rows ("contiguous" keeps its meaning)
         self.side = math.isqrt(int(X.shape[1]))
         if self.side * self.side != X.shape[1]:
-            raise ConfigError(f"{owner} needs square images; {dataset!r} rows have {X.shape[1]} pixels.")
+            raise ConfigError(f"{owner} needs square images; {what} rows have {X.shape[1]} pixels. Flatten each "
+                              f"side x side image into a row of side**2 values.")
         self.classes = int(y.max()) + 1
         self.test_features = X[test].to(self.dtype)
         self.test_targets = y[test]
@@ -136,7 +141,7 @@ class CNN(MLP):
         self.sizes = (self.side * self.side, c1, c2, self.classes)
         self.layers = []  # the MLP's affine layers are not used: unflatten/_logits are overridden
         self._weights = self.data.mask.to(self.dtype) / self.data.counts[:, None].to(self.dtype)
-        self.params = dict(dataset=dataset, n_clients=n, channels=(c1, c2), activation=self.activation, l2=self.l2,
+        self.params = dict(source, n_clients=n, channels=(c1, c2), activation=self.activation, l2=self.l2,
                            split=split, holdout=self.holdout, samples=samples, seed=self.seed)
         self._cache: dict[str, Any] = {}
 

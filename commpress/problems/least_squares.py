@@ -28,10 +28,16 @@ class LeastSquares(LinearModel):
     :math:`\bar A` is singular).
 
     On a LibSVM dataset the targets are the labels (binary labels mapped to ±1; others as read).
+    Your arrays, ``data=(A, b)`` (or an ``.npz`` file), are taken as given: ``b`` are the
+    targets, never remapped.
 
     Args:
-        dataset: LibSVM name or path; None (default) for the seeded synthetic generator
-            (:mod:`commpress.problems._data`: heterogeneity shifts features and true models per client).
+        dataset: LibSVM name or path, or an ``.npz`` path of arrays; None (default) for the seeded
+            synthetic generator (:mod:`commpress.problems._data`: heterogeneity shifts features and
+            true models per client).
+        data: ``(A, b)``, ``A`` ``(m, d)`` features and ``b`` ``(m,)`` targets, instead of
+            ``dataset`` (NumPy, SciPy sparse or torch; Python only; as
+            :class:`~commpress.problems.logreg.LogReg`).
         n_clients, split, n_features, dim, samples_per_client, heterogeneity, noise, seed, start,
         dtype: as :class:`~commpress.problems.logreg.LogReg`.
         l2: :math:`\lambda_2 \ge 0`, default 0.
@@ -58,12 +64,13 @@ class LeastSquares(LinearModel):
         seed: int = 0,
         start: str = "zeros",
         dtype: Any = "float64",
+        data: Any = None,
     ) -> None:
         self.l2 = check_float("l2", l2, "least_squares", low=0.0, finite=True)
         self._build(
             "least_squares", dataset=dataset, n_features=n_features, n_clients=n_clients, split=split,
             dim=dim, samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise,
-            seed=seed, dtype=dtype, start=start, extra=dict(l2=self.l2),
+            seed=seed, dtype=dtype, start=start, data=data, extra=dict(l2=self.l2),
         )
 
     def _phi(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

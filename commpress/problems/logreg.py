@@ -55,10 +55,22 @@ class LogReg(_Logistic):
     form; the reported value is the bound :math:`L_\pm\le L_+`.
     Optimum: damped Newton to :math:`\|\nabla f\|<10^{-10}`, cached.
 
+    Your data: ``data=(A, b)`` with ``A`` the ``(m, d)`` features (a NumPy array, a SciPy sparse
+    matrix in any format, or a torch tensor) and ``b`` the ``(m,)`` labels, two distinct values
+    (bool, 0/1, ±1, 1/2, ...): the smaller is mapped to -1, the larger to +1, as for LibSVM files
+    (``describe()["labels"]`` says which was which). The rows are split, the constants and the
+    optimum computed as for a named dataset. ``data=`` is for Python: a TOML config cannot hold
+    arrays, so a config names a file, ``dataset = "path/to/file"`` (LibSVM, or an ``.npz`` file
+    written by :func:`commpress.datasets.save_npz`, read exactly like ``data=``)::
+
+        prob = cp.problems.make("logreg", data=(A, b), n_clients=8, l2=1e-3)
+
     Args:
-        dataset: a LibSVM name (``commpress.datasets.known()``) or path; None for the seeded
-            synthetic generator (:mod:`commpress.problems._data`).
-        n_clients: n, 1 <= n <= N.
+        dataset: a LibSVM name (``commpress.datasets.known()``) or path, or an ``.npz`` path of
+            arrays; None (with ``data`` None) for the seeded synthetic generator
+            (:mod:`commpress.problems._data`).
+        data: ``(A, b)`` arrays instead of ``dataset`` (exactly one of the two; Python only).
+        n_clients: n, 1 <= n <= m (every client needs a sample).
         l2: :math:`\lambda_2 \ge 0` (default 1e-3, ours; the VR-DIANA poster used 5e-4, 5e-5, 0.2).
         split: ``"contiguous"`` (the papers'), ``"shuffled"`` or ``"label_skew"`` (:mod:`._splits`).
         n_features: columns of the LibSVM file (default: known value / inferred).
@@ -86,12 +98,13 @@ class LogReg(_Logistic):
         seed: int = 0,
         start: str = "zeros",
         dtype: Any = "float64",
+        data: Any = None,
     ) -> None:
         self.l2 = check_float("l2", l2, "logreg", low=0.0, finite=True)
         self._build(
             "logreg", dataset=dataset, n_features=n_features, n_clients=n_clients, split=split, dim=dim,
             samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise, seed=seed,
-            dtype=dtype, start=start, extra=dict(l2=self.l2),
+            dtype=dtype, start=start, data=data, extra=dict(l2=self.l2),
         )
 
     def reg_value(self, x: torch.Tensor) -> torch.Tensor:

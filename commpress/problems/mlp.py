@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from commpress._checks import check_choice, check_dtype, check_float, check_int, check_seed
 from commpress._rng import shared_generator
 from commpress.errors import ConfigError, InputError
+from commpress.problems._data import data_arrays
 from commpress.problems._splits import SPLITS, partition
 from commpress.problems.base import Problem, Smoothness
 from commpress.problems.registry import register
@@ -35,10 +36,32 @@ def _load_images(owner: str, dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     from commpress import datasets
 
     X, y = datasets.load(dataset)
-    values, codes = np.unique(y, return_inverse=True)
+    return torch.from_numpy(X.toarray()), torch.from_numpy(_class_codes(owner, y, f"dataset {dataset!r}")[1])
+
+
+def _class_codes(owner: str, y: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct label values, sorted, and each label's code 0..C-1 (its rank among them)."""
+    values, codes = np.unique(np.asarray(y), return_inverse=True)
     if values.size < 2:
-        raise ConfigError(f"{owner}: dataset {dataset!r} has a single label; a classifier needs two or more.")
-    return torch.from_numpy(X.toarray()), torch.from_numpy(codes.astype(np.int64))
+        raise ConfigError(f"{owner}: {what} has a single label ({values.tolist()}); a classifier needs two or more.")
+    return values, codes.reshape(-1).astype(np.int64)
+
+
+def _features_and_classes(owner: str, dataset: str, data: Any, default: str,
+                          dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Rows ``(N, p)`` float64 and class codes ``(N,)`` of ``dataset`` or of ``data=(A, b)``, and
+    what to record of the source."""
+    if data is None:
+        X, y = _load_images(owner, dataset)
+        return X, y, dict(dataset=dataset)
+    if dataset != default:
+        raise ConfigError(
+            f"{owner} takes dataset= (a name or a path) or data=(A, b) (arrays), not both; got dataset={dataset!r} "
+            f"and data. Drop one."
+        )
+    X, b = data_arrays(owner, data, dtype)  # refuses values that overflow dtype
+    values, codes = _class_codes(owner, b.numpy(), "b in data=(A, b)")
+    return X.double(), torch.from_numpy(codes), dict(dataset="arrays", labels=values.tolist())
 
 
 @register("mlp")
@@ -63,7 +86,11 @@ class MLP(Problem):
     Args:
         dataset: ``"digits"`` (default: scikit-learn's bundled 8x8 digits, 1797 x 64, 10 classes,
             no download, pixels/16), ``"mnist"`` (the t10k IDX files, pixels/255), or a LibSVM
-            name / path (labels coded 0..C-1).
+            name / path, or an ``.npz`` path of arrays (labels coded 0..C-1 in sorted order).
+        data: ``(A, b)`` instead of a dataset (Python only; a config names an ``.npz`` file): ``A``
+            ``(m, p)`` features, ``b`` ``(m,)`` class labels, two or more distinct values, coded
+            0..C-1 in sorted order (``describe()["labels"]`` lists them). NumPy, SciPy sparse or
+            torch. With ``data``, ``dataset`` must be left at its default.
         n_clients: n, 1 <= n <= N.
         hidden: hidden layer widths, e.g. ``(32,)``; ``()`` gives softmax regression.
         activation: ``"tanh"``, ``"softplus"``, ``"sigmoid"`` or ``"gelu"``.
@@ -82,6 +109,7 @@ class MLP(Problem):
         split: str = "contiguous",
         seed: int = 0,
         dtype: Any = "float64",
+        data: Any = None,
     ) -> None:
         owner = "mlp"
         n = check_int("n_clients", n_clients, owner)
@@ -97,7 +125,7 @@ class MLP(Problem):
         split = check_choice("split", split, owner, SPLITS)
         self.seed = check_seed(seed, owner)
         self.dtype = check_dtype(dtype, owner)
-        X, y = _load_images(owner, dataset)
+        X, y, source = _features_and_classes(owner, dataset, data, "digits", self.dtype)
         self.classes = int(y.max()) + 1
         data = partition(X.to(self.dtype), y, n, split, self.seed, owner)
         self.data = data
@@ -106,7 +134,7 @@ class MLP(Problem):
         self.layers = list(zip(self.sizes[:-1], self.sizes[1:]))
         self.d = sum(i * o + o for i, o in self.layers)
         self._weights = data.mask.to(self.dtype) / data.counts[:, None].to(self.dtype)
-        self.params = dict(dataset=dataset, n_clients=n, hidden=hidden, activation=self.activation, l2=self.l2,
+        self.params = dict(source, n_clients=n, hidden=hidden, activation=self.activation, l2=self.l2,
                            split=split, seed=self.seed)
         self._cache: dict[str, Any] = {}
 

@@ -31,8 +31,9 @@ class NonconvexLogReg(_Logistic):
     :math:`f \ge 0` is a valid lower bound).
 
     Args:
-        dataset, n_clients, split, n_features, dim, samples_per_client, heterogeneity, noise,
-        seed, start, dtype: as :class:`~commpress.problems.logreg.LogReg`. The CQ paper's runs:
+        dataset, data, n_clients, split, n_features, dim, samples_per_client, heterogeneity, noise,
+        seed, start, dtype: as :class:`~commpress.problems.logreg.LogReg` (``data=(A, b)``: your
+        arrays, binary labels mapped to ±1, smaller -> -1). The CQ paper's runs:
         ``dataset`` in a9a / madelon / splice, ``n_clients`` 264 / 4 / 16, ``split="contiguous"``.
         reg: λ >= 0, default 0.1 — the EF21 papers' value; the CQ paper's λ is **not recovered**
         (Panferov et al. 2024, Sec. 4.2), so CQ reproductions inherit it and must say so.
@@ -52,12 +53,13 @@ class NonconvexLogReg(_Logistic):
         seed: int = 0,
         start: str = "zeros",
         dtype: Any = "float64",
+        data: Any = None,
     ) -> None:
         self.reg = check_float("reg", reg, "nonconvex_logreg", low=0.0, finite=True)
         self._build(
             "nonconvex_logreg", dataset=dataset, n_features=n_features, n_clients=n_clients, split=split,
             dim=dim, samples_per_client=samples_per_client, heterogeneity=heterogeneity, noise=noise,
-            seed=seed, dtype=dtype, start=start, extra=dict(reg=self.reg),
+            seed=seed, dtype=dtype, start=start, data=data, extra=dict(reg=self.reg),
         )
 
     def reg_value(self, x: torch.Tensor) -> torch.Tensor:
