@@ -36,7 +36,9 @@ _DISPLAY = {"permk": "PermK", "randk": "RandK", "topk": "TopK", "permk+cq": "Per
 
 
 def display_name(name: str) -> str:
-    """``"marina"`` -> ``"MARINA"``, ``"permk"`` -> ``"PermK"``."""
+    """``"marina"`` -> ``"MARINA"``, ``"permk"`` -> ``"PermK"``, ``"mypkg.comp:Int8"`` -> ``"Int8"``."""
+    if ":" in name:  # a class named by import: its class name as written
+        return name.rpartition(":")[2].rpartition(".")[2]
     return _DISPLAY.get(name, name.upper().replace("_", "-"))
 
 
