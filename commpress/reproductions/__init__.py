@@ -17,9 +17,10 @@ stopped), then writes into the output folder:
 - ``figure.png``: the figure in the paper's style (default: one subplot per panel, log
   :math:`\\|\\nabla f\\|^2` against uplink bits per client, each method at its best stepsize multiplier);
 - ``claims.json``: a list of ``{"claim", "held", "numbers"}`` (plus ``"note"``, the reading of why,
-  where given);
-- ``report.md``: the claim, the verdicts with their numbers, the figure, the per-panel tables and
-  the choices made where the paper's numbers were lost;
+  and ``"unmeasurable"``, why the numbers could not be measured, where given);
+- ``report.md``: the claim, the seeds, the verdicts with their numbers (``median [min–max]`` over the
+  seeds), the figure (median lines, min–max bands), the per-panel tables and the choices made where
+  the paper's numbers were lost;
 - ``reproduction.json`` (the resolved file) and ``data.json`` (numbers a module computed itself).
 
 How to add a reproduction
@@ -39,7 +40,7 @@ How to add a reproduction
 
        [sweep.run]
        stepsize_multipliers = [1, 2, 4]
-       seeds = [0, 1]
+       seeds = [0, 1, 2, 3, 4]       # random methods: at least 5 seeds; the verdicts read medians
        target = 1e-5                 # stop at ||grad f||^2 <= target; keep the multiplier with fewest bits
        bits_budget = 1e6
        iterations = 20000
@@ -63,32 +64,39 @@ How to add a reproduction
        problem = { noise_scale = 0.0 }
 
        [quick]                       # merged over the file by --quick: under a minute, for CI
-       sweep = { run = { seeds = [0], stepsize_multipliers = [1, 2] } }
+       sweep = { run = { seeds = [0, 1], stepsize_multipliers = [1, 2] } }
        panels = [{ name = "s0", label = "s = 0", problem = { noise_scale = 0.0, dim = 16 } }]
 
    A theory-only reproduction has no ``[sweep]`` and no ``[[panels]]``.
 2. Write ``commpress/reproductions/NAME.py`` (dashes -> underscores) with::
 
        from commpress.reproductions import Claim
+       from commpress.reproductions._compare import bits, less, spread_text
 
        def check(results) -> list[Claim]:
            panel = results.panel("s0")
            cq, iq = panel.method("MARINA + CQ"), panel.method("MARINA + IQ")
-           held = cq.bits_to_target is not None and (iq.bits_to_target is None
-                                                     or cq.bits_to_target < iq.bits_to_target)
-           return [Claim("CQ needs fewer bits than IQ at L± = 0", held,
-                         {"bits CQ": cq.bits_to_target, "bits IQ": iq.bits_to_target},
-                         note="" if held else "why we think it did not hold")]
+           won = less(bits(cq), bits(iq))  # medians over seeds; None: neither reached the target
+           return [Claim("CQ needs fewer bits than IQ at L± = 0 (medians over seeds)", won is True,
+                         {"bits CQ": spread_text(cq), "bits IQ": spread_text(iq)},
+                         note="why we think it did not hold" if won is False else "",
+                         unmeasurable="neither reached the target" if won is None else "")]
 
    ``results`` is a :class:`Results`: ``results.panel(name)`` -> :class:`Panel` (its ``summary``,
-   ``constants()`` with L_-, L_+, L_±, and ``method(label)`` -> :class:`MethodResult`:
-   ``bits_to_target``, ``bits_to(level)``, ``value_at(bits)``, ``final``, ``multiplier``, ``p``,
-   ``runs``), ``results.params`` (the ``[params]`` table), ``results.quick``. Optional hooks in
+   ``constants()`` with L_-, L_+, L_±, and ``method(label)`` -> :class:`MethodResult` at the
+   multiplier selected by medians over seeds: ``bits_spread()`` and ``final_spread()`` (one number
+   per seed; ``.median`` decides, ``.lo``–``.hi`` is shown), ``bits_to_target``, ``bits_to(level)``,
+   ``value_at(bits)``, ``final`` (means), ``multiplier``, ``p``, ``runs``), ``results.params`` (the
+   ``[params]`` table), ``results.quick``. Optional hooks in
    the same module: ``compute(results)`` (numbers that need no optimiser run; put them in
    ``results.data``), ``figure(results, path) -> path or [paths]`` (a figure other than the
    default) and ``report_extra(results) -> str`` (markdown added to the report).
    The verdict must follow from the numbers; never tune a config until a claim holds: a claim
-   that does not hold is reported with its numbers and a note saying why we think so.
+   that does not hold is reported with its numbers and a note saying why we think so. A claim whose
+   numbers cannot be measured (nothing reached the level, a ratio inf/inf, fewer than two points,
+   ``all()`` over nothing) is not held and gives the reason in ``unmeasurable``: never held vacuously.
+   Random methods run with several seeds (at least 5 in the full version, 2 or 3 in ``--quick``) and
+   the checks compare medians over the seeds.
 3. Nothing to register: :func:`names` lists every ``*.toml`` here whose module exists. Add a
    test in ``tests/reproductions/`` that runs ``--quick`` and checks ``report.md`` and
    ``claims.json`` (the TOML is package data: ``pyproject.toml`` ships ``reproductions/*.toml``).

@@ -1,11 +1,11 @@
-"""Curves of every stepsize multiplier of a panel, a windowed selection, and seed averages.
+"""Curves of every stepsize multiplier of a panel, a windowed selection, and seed medians.
 
 Shared by the NEOLITHIC and VR-DIANA reproductions. The sweep's own selection
 (:mod:`commpress.experiments.report`) keeps the multiplier with the smallest *last* recorded
 :math:`\\|\\nabla f\\|^2`; for stochastic methods one point is noisy, so these checks score a
-multiplier by a *window*: the mean of a metric over the last fraction of the run (then over
-seeds), and can convert the iteration axis into communication rounds (NEOLITHIC: ``R`` rounds per
-outer iteration).
+multiplier by a *window*: the mean of a metric over the last fraction of the run, then the median
+over seeds (one diverged seed out of five does not disqualify a multiplier, three do), and can
+convert the iteration axis into communication rounds (NEOLITHIC: ``R`` rounds per outer iteration).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Any, Callable
+
+from commpress.reproductions._seeds import median
 
 Y_COLUMNS = ("grad_norm_sq", "loss_gap", "dist_sq", "rel_gap", "rel_dist")
 
@@ -72,6 +74,11 @@ def seed_mean(values: list[float]) -> float:
     return math.inf if any(not math.isfinite(v) for v in values) else fmean(values)
 
 
+def seed_median(values: list[float]) -> float:
+    """Median over seeds, a diverged seed (inf or nan) counting as inf: finite when more than half are."""
+    return median(math.inf if not math.isfinite(v) else v for v in values) if values else math.nan
+
+
 @dataclass
 class Selected:
     """A method at its selected multiplier: the multiplier, its runs, its score, all scores."""
@@ -89,10 +96,10 @@ class Selected:
 
 
 def select(panel, label: str, score: Callable[[dict[str, Any]], float]) -> Selected:
-    """The multiplier of ``label`` with the smallest mean (over seeds) of ``score(run)``; ties -> smaller."""
+    """The multiplier of ``label`` with the smallest median (over seeds) of ``score(run)``; ties -> smaller."""
     cands = multipliers(panel, label)
-    scores = {mult: seed_mean([score(r) for r in runs]) for mult, runs in cands.items()}
-    best = min(scores, key=lambda m: (scores[m], m))
+    scores = {mult: seed_median([score(r) for r in runs]) for mult, runs in cands.items()}
+    best = min(scores, key=lambda m: (scores[m] if not math.isnan(scores[m]) else math.inf, m))
     return Selected(label, best, cands[best], scores[best], scores)
 
 
@@ -111,20 +118,6 @@ def value_at(curve: Curve, x: float) -> float:
         return math.inf
     vals = [v for t, v in zip(curve.x, curve.y) if t <= x * (1 + 1e-9)]
     return vals[-1] if vals else math.inf
-
-
-def mean_curve(curves: list[Curve], geometric: bool = True) -> Curve:
-    """Pointwise mean over seeds (geometric by default, for log plots), on the common prefix."""
-    live = [c for c in curves if not c.diverged] or curves
-    n = min(len(c.x) for c in live)
-    ys = []
-    for k in range(n):
-        vals = [c.y[k] for c in live]
-        if geometric and all(v > 0 for v in vals):
-            ys.append(math.exp(fmean(math.log(v) for v in vals)))
-        else:
-            ys.append(fmean(vals))
-    return Curve(live[0].x[:n], ys, any(c.diverged for c in curves))
 
 
 def geometric_grid(lo: float, hi: float, points: int) -> list[float]:

@@ -1,6 +1,7 @@
 """The default figure of a reproduction: one subplot per panel, in the style of the papers'
 convergence plots (log :math:`\\|\\nabla f(x^k)\\|^2` against uplink bits per client), one colour per
-method across all subplots, each method at its selected stepsize multiplier (legend ``γ×k``)."""
+method across all subplots, each method at its selected stepsize multiplier (legend ``γ×k``): the
+median over seeds as a line and the min–max over seeds as a shaded band of the same colour."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from commpress.experiments.plots import X_KINDS, Y_KINDS, _bits_label
+from commpress.reproductions._seeds import plot_band
 
 _TINY = 1e-300
 
@@ -82,13 +84,10 @@ def convergence_figure(results, path: Path, *, panels: list[str] | None = None, 
         for label in panel.methods:
             m = panel.method(label)
             colour = cmap(labels.index(label) % 10)
-            for i, run in enumerate(m.runs):
-                xs = [float(v) for v in run["metrics"][X_KINDS[x][0]]]
-                (line,) = ax.plot(xs, _y_values(run, y), color=colour, lw=1.6 if i == 0 else 0.9,
-                                  alpha=1.0 if i == 0 else 0.4)
-                if i == 0:
-                    off = " →" if label in fig_spec.xmax_exclude else ""
-                    line.set_label(f"{label} (γ×{m.multiplier:g}){off}")
+            curves = [([float(v) for v in run["metrics"][X_KINDS[x][0]]], _y_values(run, y)) for run in m.runs]
+            off = " →" if label in fig_spec.xmax_exclude else ""
+            seeds = f", {len(curves)} seeds" if len(curves) > 1 else ""
+            plot_band(ax, curves, color=colour, lw=1.6, label=f"{label} (γ×{m.multiplier:g}{seeds}){off}")
         kept = [float(r["metrics"][X_KINDS[x][0]][-1]) for label in panel.methods
                 if label not in fig_spec.xmax_exclude for r in panel.method(label).runs]
         if fig_spec.xmax_exclude and kept:
@@ -106,5 +105,11 @@ def convergence_figure(results, path: Path, *, panels: list[str] | None = None, 
         ax.legend(fontsize=7, loc="upper right", framealpha=0.85)
     for k in range(len(names), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    return finish_figure(fig, results, path, title or fig_spec.title or f"{results.name}: {results.spec.title}",
-                         fontsize=11)
+    return finish_figure(fig, results, path, (title or fig_spec.title or f"{results.name}: {results.spec.title}")
+                         + seeds_caption(results), fontsize=11)
+
+
+def seeds_caption(results) -> str:
+    """``"\\n(median over N seeds, band: min–max)"`` for a figure's heading; empty for one seed."""
+    n = max((len(p.config.run.seeds) for p in results.panels.values()), default=1)
+    return f"\n(lines: median over {n} seeds; bands: min–max over the seeds)" if n > 1 else ""

@@ -67,6 +67,7 @@ def write_report(results, claims: list, figures: list[Path], path: Path, *, extr
     """The markdown report: claim, verdicts with numbers, the figure, per-panel tables, choices."""
     spec = results.spec
     held = sum(bool(c.held) for c in claims)
+    unmeasured = sum(bool(c.unmeasurable) for c in claims)
     mode = "quick (reduced sizes, for CI; run without --quick for the full version)" if results.quick else "full"
     lines = [
         f"# Reproduction `{results.name}`: {spec.title}",
@@ -75,26 +76,31 @@ def write_report(results, claims: list, figures: list[Path], path: Path, *, extr
         f"**Mode:** {mode}  ",
         f"**Command:** `commpress reproduce {results.name}{' --quick' if results.quick else ''}`  ",
         f"**Runs:** {results.computed + results.resumed} ({results.computed} computed, {results.resumed} resumed); "
-        f"wall time {results.elapsed:.1f} s",
+        f"wall time {results.elapsed:.1f} s  ",
+        f"**Seeds:** {seeds_text(results)}",
         "",
         "## The paper's claim",
         "",
         spec.claim.strip(),
         "",
-        f"## Verdict: {held} of {len(claims)} claims held",
+        f"## Verdict: {held} of {len(claims)} claims held"
+        + (f" ({unmeasured} not measurable)" if unmeasured else ""),
         "",
         "| # | claim | held | key numbers |",
         "|---|---|---|---|",
     ]
     for i, c in enumerate(claims, 1):
-        verdict = "**yes**" if c.held else "**NO**"
+        verdict = "**yes**" if c.held else ("**NO** (not measurable)" if c.unmeasurable else "**NO**")
         lines.append(f"| {i} | {c.claim} | {verdict} | {_numbers_text(c.numbers)} |")
     lines.append("")
     for fig in figures:
         lines += [f"![{results.name}]({Path(fig).name})", ""]
     lines += ["## Claims in detail", ""]
     for i, c in enumerate(claims, 1):
-        lines += [f"{i}. **{c.claim}** — {'held' if c.held else 'did NOT hold'}.", *_md_numbers(c.numbers)]
+        lines += [f"{i}. **{c.claim}** — {'held' if c.held else 'did NOT hold'}"
+                  f"{' (not measurable)' if c.unmeasurable else ''}.", *_md_numbers(c.numbers)]
+        if c.unmeasurable:
+            lines += ["", f"   *Not measurable:* {c.unmeasurable}"]
         if c.note:
             lines += ["", f"   *Reading:* {c.note}"]
         lines.append("")
@@ -116,6 +122,42 @@ def write_report(results, claims: list, figures: list[Path], path: Path, *, extr
                   "The quick version replaces these values of the full one (sizes, seeds, iterations):", "",
                   "```toml", dumps(spec.quick).strip(), "```", ""]
     store.atomic_write(path, "\n".join(lines) + "\n")
+
+
+def seeds_text(results) -> str:
+    """The seeds line of the report: how many per run, and how the verdicts read them."""
+    counts = sorted({len(p.config.run.seeds) for p in results.panels.values()})
+    if not counts:
+        return "none (no random draws: the numbers come from formulas)."
+    if counts == [1]:
+        return "1 per method and stepsize multiplier (a single draw: no spread to show)."
+    return (f"{' or '.join(map(str, counts))} per method and stepsize multiplier; the verdicts read medians over "
+            "the seeds, and every spread shown is the min–max over the seeds, written `median [min–max]` (the "
+            "figures: median line, min–max band).")
+
+
+def seed_tables(results) -> str:
+    """Markdown: per panel, each method at the multiplier selected by medians over seeds, with its bits to the
+    target and its final ‖∇f‖², ``median [min–max]`` over the seeds."""
+    from commpress.reproductions._compare import spread_text
+
+    lines = ["## Medians and spread over seeds", "",
+             "Each method at the stepsize multiplier with the fewest median bits to the target (or, where no "
+             "median reaches it, the smallest median final ‖∇f‖²): the numbers the verdicts read. `median "
+             "[min–max]` over the seeds; a seed that did not reach the target counts as not reached (inf). The "
+             "per-panel tables further down are the sweep's own, by means over the seeds.", ""]
+    for p in results.panels.values():
+        lines += [f"### {p.label or p.name}", "",
+                  "| method | γ multiplier | seeds | reached the target | bits to the target | final ‖∇f‖² |",
+                  "|---|---|---|---|---|---|"]
+        for label in p.methods:
+            m = p.method(label)
+            b = m.bits_spread()
+            reached = sum(math.isfinite(v) for v in b.values)
+            lines.append(f"| {label} | {m.multiplier:g} | {m.seeds} | {reached} of {m.seeds} | "
+                         f"{spread_text(m, 'bits') if p.target is not None else '–'} | {spread_text(m, 'final')} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def write_data(path: Path, data: dict[str, Any]) -> None:

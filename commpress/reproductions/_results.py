@@ -1,14 +1,21 @@
 """What a claim check reads: the finished panels (sweeps) of a reproduction and their numbers.
 
-``results.panel("s0").method("MARINA + CQ")`` is one method of one panel at its selected stepsize
-multiplier, with the measurements a claim needs:
+``results.panel("s0").method("MARINA + CQ")`` is one method of one panel at the stepsize multiplier
+selected by *medians over seeds* (fewest median bits to the sweep's target; where no multiplier's
+median reaches it, or the sweep selects by ``final_grad_norm_sq``, the smallest median final
+:math:`\\|\\nabla f\\|^2`; ties go to the smaller multiplier). The sweep's own per-panel tables pick by
+means over seeds and can differ where seeds disagree. With the measurements a claim needs:
 
-- ``bits_to_target``: mean uplink bits per client to reach the sweep's target (None if a seed
-  did not reach it), the number the sweep selected the multiplier by;
-- ``bits_to(level)``: the same for any level of :math:`\\|\\nabla f\\|^2` (first recorded point at or
-  below it, mean over seeds; None if a seed never got there);
-- ``value_at(bits)``: geometric mean over seeds of the last recorded value at or below ``bits``;
-- ``final``: mean final :math:`\\|\\nabla f\\|^2`.
+- ``bits_spread()``: uplink bits per client to reach the target, one number per seed (inf for a seed
+  that did not reach it): ``.median`` for the verdicts, ``.lo``–``.hi`` for the report
+  (:class:`~commpress.reproductions._seeds.Spread`);
+- ``final_spread()``: final :math:`\\|\\nabla f\\|^2` per seed (inf for a diverged seed);
+- ``bits_to_target`` (mean over seeds, None if a seed did not reach it), ``bits_to(level)`` (the same
+  for any level: first recorded point at or below it), ``value_at(bits)`` (geometric mean over seeds
+  of the last recorded value at or below ``bits``) and ``final`` (mean): the sweep's averages.
+
+A :class:`Claim` whose numbers cannot be measured (nothing reached the level, a ratio inf/inf, fewer
+than two points to compare) is not held and says why in ``unmeasurable``.
 """
 
 from __future__ import annotations
@@ -19,22 +26,35 @@ from pathlib import Path
 from typing import Any
 
 from commpress.errors import ConfigError
+from commpress.reproductions._seeds import Spread, median
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One verdict: the claim as stated, whether it held, the measured numbers it rests on, and
-    (optional) a note: the reading of why, where it did not hold."""
+    """One verdict: the claim as stated, whether it held, the measured numbers it rests on,
+    (optional) a note: the reading of why, where it did not hold, and ``unmeasurable``: why the
+    numbers the claim needs could not be measured (nothing converged or reached the level, a ratio
+    inf/inf or nan, fewer than two points to compare), empty when they were. A claim that could
+    not be measured is never held: ``held=True`` with a reason is an error."""
 
     claim: str
     held: bool
     numbers: dict[str, Any]
     note: str = ""
+    unmeasurable: str = ""
+
+    def __post_init__(self) -> None:
+        if self.unmeasurable and self.held:
+            raise ValueError(f"claim {self.claim!r} could not be measured ({self.unmeasurable}) and cannot be held; "
+                             "pass held=False with the reason.")
 
     def as_dict(self) -> dict[str, Any]:
+        """``{"claim", "held", "numbers"}``, plus ``"note"`` and ``"unmeasurable"`` where given."""
         out = {"claim": self.claim, "held": bool(self.held), "numbers": _plain(self.numbers)}
         if self.note:
             out["note"] = self.note
+        if self.unmeasurable:
+            out["unmeasurable"] = self.unmeasurable
         return out
 
 
@@ -53,6 +73,17 @@ def _plain(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     return v
+
+
+def _bad_as_inf(v: Any) -> float:
+    """A final value of one seed: None, nan or inf (diverged) -> inf."""
+    if v is None:
+        return math.inf
+    try:
+        v = float(v)
+    except (TypeError, ValueError):  # "nan"/"inf" strings of the store
+        return math.inf
+    return v if math.isfinite(v) else math.inf
 
 
 @dataclass
@@ -94,6 +125,18 @@ class MethodResult:
     @property
     def diverged(self) -> bool:
         return "diverged" in self.entry.get("status", [])
+
+    @property
+    def seeds(self) -> int:
+        return len(self.runs)
+
+    def bits_spread(self) -> Spread:
+        """Uplink bits per client to the sweep's target, one per seed (inf where a seed did not reach it)."""
+        return Spread.of(r["summary"].get("bits_to_target") for r in self.runs)
+
+    def final_spread(self) -> Spread:
+        """Final :math:`\\|\\nabla f\\|^2` per seed (inf for a diverged seed: nan or inf at the end)."""
+        return Spread.of(_bad_as_inf(r["summary"].get("final_grad_norm_sq")) for r in self.runs)
 
     def curves(self, x: str = "bits_up", y: str = "grad_norm_sq") -> list[tuple[list[float], list[float]]]:
         """Per seed: (x values, y values) of the recorded points."""
@@ -144,11 +187,30 @@ class Panel:
         return self.summary.get("target")
 
     def method(self, label: str) -> MethodResult:
+        """Method ``label`` at the multiplier selected by medians over seeds (see the module docstring)."""
         entries = self.summary["methods"]
         if label not in entries:
             raise ConfigError(f"panel {self.name!r} has no method {label!r}; it has {list(entries)}.")
         entry = entries[label]
+        cands = entry.get("multipliers")
+        if cands:
+            key = self._median_pick(cands)
+            entry = {**entry, **cands[key], "stepsize_multiplier": float(key)}
         return MethodResult(label, entry, [self.runs[i] for i in entry["run_ids"]])
+
+    def _median_pick(self, cands: dict[str, Any]) -> str:
+        def per_seed(key: str, field_: str) -> float:
+            vals = [self.runs[i]["summary"].get(field_) for i in cands[key]["run_ids"]]
+            return median(_bad_as_inf(v) if field_ == "final_grad_norm_sq" else v for v in vals)
+
+        order = sorted(cands, key=float)
+        if self.summary.get("select", "bits_to_target") == "bits_to_target" and self.target is not None:
+            bits = {k: per_seed(k, "bits_to_target") for k in order}
+            reached = [k for k in order if math.isfinite(bits[k])]
+            if reached:
+                return min(reached, key=lambda k: (bits[k], float(k)))
+        finals = {k: per_seed(k, "final_grad_norm_sq") for k in order}
+        return min(order, key=lambda k: (finals[k] if not math.isnan(finals[k]) else math.inf, float(k)))
 
     def problem(self):
         """The panel's problem, built once (for its smoothness constants)."""

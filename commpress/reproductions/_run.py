@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from commpress._checks import check_output_dir
 from commpress.errors import ConfigError
 from commpress.experiments import store
 from commpress.experiments.runner import run as run_sweep
@@ -51,7 +52,7 @@ def run(name: str, *, quick: bool = False, out: str | Path | None = None, jobs: 
     spec = load_spec(name, quick=quick)
     module = load_module(name)
     out_dir = Path(out) if out is not None else default_out(name, quick)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out_dir)  # a bad --out fails here, before any run
     store.atomic_write(out_dir / "reproduction.json", store.dump_json(spec.model_dump()))
     results = Results(name=name, spec=spec, out=out_dir, quick=quick, jobs=jobs, quiet=quiet)
     configs = spec.panel_configs()

@@ -76,9 +76,10 @@ def check(results) -> list[Claim]:
     claims = []
 
     # 1. The d = n numbers of App. B.2.
-    checks = {k: matches_paper(float(lim[k]), float(paper[k])) for k in ("if_iq", "if_cq", "ratio")}
-    ok = all(c["match at the paper's decimals"] and c.get("match to 2 significant digits", True)
-             for c in checks.values())
+    bad = [k for k in ("if_iq", "if_cq", "ratio") if not math.isfinite(float(lim[k]))]
+    checks = {k: matches_paper(float(lim[k]), float(paper[k])) for k in ("if_iq", "if_cq", "ratio") if k not in bad}
+    ok = not bad and all(c["match at the paper's decimals"] and c.get("match to 2 significant digits", True)
+                         for c in checks.values())
     claims.append(Claim(
         f"At d = n (d → ∞): IF_IQ ≈ {paper['if_iq']}, IF_CQ ≈ {paper['if_cq']}, speed-up IF_IQ/IF_CQ ≈ {paper['ratio']} "
         "(App. B.2)",
@@ -88,8 +89,9 @@ def check(results) -> list[Claim]:
          **{f"{k}: {name}": v for k, c in checks.items() for name, v in c.items()
             if name.startswith("match") or name.startswith("ours ")},
          "finite d = n = 1024": {k: rounded(v, 3) for k, v in data["d_equals_n_finite"]["1024"].items()}},
-        "" if ok else "The published numbers are the d = n → ∞ limit in the paper's AB convention; a finite d or "
-                      "the rigorous constants do not reproduce them."))
+        "" if ok or bad else "The published numbers are the d = n → ∞ limit in the paper's AB convention; a finite d "
+                             "or the rigorous constants do not reproduce them.",
+        f"the formulas gave no finite value for {', '.join(bad)}" if bad else ""))
 
     D, N = np.meshgrid(np.asarray(data["d"]), np.asarray(data["n"]), indexing="ij")
     if_iq, if_cq, ratio = (np.asarray(data[k]) for k in ("if_iq", "if_cq", "ratio"))
@@ -97,14 +99,20 @@ def check(results) -> list[Claim]:
 
     # 2. IQ defaults to GD when d >> n.
     region = D >= 100 * N
+    if not region.any():
+        why = "no grid point with d ≥ 100 n (extend the grid: log10_max ≥ 2)"
+    elif not np.all(np.isfinite(if_iq[region])):
+        why = "IF_IQ is not finite at some grid points with d ≥ 100 n"
+    else:
+        why = ""
     worst = float(if_iq[region].min()) if region.any() else math.nan
-    held = bool(region.any()) and bool(np.all(if_iq[region] >= 1.0 - 1e-12))
+    held = not why and bool(np.all(if_iq[region] >= 1.0 - 1e-12))
     claims.append(Claim(
         "With IQ, MARINA defaults to GD (IF_IQ = 1, p* = 1) when d ≫ n (here: every grid point with d ≥ 100 n)",
         held, {"grid points with d ≥ 100 n": int(region.sum()), "smallest IF_IQ there": rounded(worst, 4),
                "IQ = GD from d/n ≈ (top row of the grid)": _boundary(D, N, if_iq)},
-        "" if held else "Some points with d ≥ 100 n still gain from IQ: there A_IQ = d/(4n) ≥ 25 but the 1-bit "
-                        "payload saves enough for a small p to pay off."))
+        "" if held or why else "Some points with d ≥ 100 n still gain from IQ: there A_IQ = d/(4n) ≥ 25 but the 1-bit "
+                               "payload saves enough for a small p to pay off.", why))
 
     # 3. IQ reaches the 1-bit limit when n >> d; CQ already when n >> sqrt(d).
     r_iq = N >= 1000 * D
@@ -113,26 +121,46 @@ def check(results) -> list[Claim]:
     q_cq = float((if_cq[r_cq] / one_bit[r_cq]).max()) if r_cq.any() else math.nan
     # at the same points (n >= 100 sqrt(d)) IQ is often far from the limit: CQ gets there first
     q_iq_on_cq = float((if_iq[r_cq] / one_bit[r_cq]).max()) if r_cq.any() else math.nan
-    held = q_iq <= within and q_cq <= within and q_iq_on_cq > within
+    missing = [name for name, region_ in (("n ≥ 1000 d", r_iq), ("n ≥ 100 √d", r_cq)) if not region_.any()]
+    if missing:
+        why = f"no grid point with {' or '.join(missing)} (extend the grid)"
+    elif not all(math.isfinite(v) for v in (q_iq, q_cq, q_iq_on_cq)):
+        why = "an improvement factor is not finite in the regions compared"
+    else:
+        why = ""
+    held = not why and q_iq <= within and q_cq <= within and q_iq_on_cq > within
     claims.append(Claim(
         f"IQ reaches the 1-bit limit (d+32)/(32d) ≈ 1/32 when n ≫ d (n ≥ 1000 d), CQ already when n ≫ √d "
         f"(n ≥ 100 √d), where IQ does not (within {within:g} × the limit)",
         held, {"max IF_IQ/limit, n ≥ 1000 d": rounded(q_iq), "max IF_CQ/limit, n ≥ 100 √d": rounded(q_cq),
                "max IF_IQ/limit, n ≥ 100 √d": rounded(q_iq_on_cq)},
-        "" if held else _limit_note(D, N, if_iq, if_cq, one_bit, within)))
+        "" if held or why else _limit_note(D, N, if_iq, if_cq, one_bit, within), why))
 
     # 4. CQ surpasses IQ by up to a factor X, largest where n^2 >> d >> n; bounded by 32.
-    k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    why = "" if ratio.size and np.all(np.isfinite(ratio)) else "IF_IQ/IF_CQ is not finite on the whole grid"
+    k = np.unravel_index(int(np.argmax(np.where(np.isfinite(ratio), ratio, -np.inf))), ratio.shape)
     d_max, n_max, r_max = float(D[k]), float(N[k]), float(ratio[k])
-    held = r_max < 32.0 and d_max > n_max and d_max < n_max ** 2 and bool(np.all(ratio >= 1.0 - 1e-9))
+    held = not why and r_max < 32.0 and d_max > n_max and d_max < n_max ** 2 and bool(np.all(ratio >= 1.0 - 1e-9))
     claims.append(Claim(
         "CQ surpasses IQ (IF_IQ/IF_CQ ≥ 1 everywhere) by up to a factor below 32, largest where n² ≫ d ≫ n",
         held, {"max IF_IQ/IF_CQ on the grid": rounded(r_max, 4), "at d": rounded(d_max), "at n": rounded(n_max),
                "d/n there": rounded(d_max / n_max), "n²/d there": rounded(n_max ** 2 / d_max),
                "grid": f"d, n in [1, {data['d'][-1]:.0e}], {len(data['d'])} points per axis",
                "paper's maximum": "lost in our copy"},
-        "" if held else "The maximum is not where the claim puts it."))
+        "" if held or why else _max_note(r_max, d_max, n_max, ratio), why))
     return claims
+
+
+def _max_note(r_max: float, d_max: float, n_max: float, ratio) -> str:
+    """Which part of claim 4 failed."""
+    parts = []
+    if r_max >= 32.0:
+        parts.append(f"the largest ratio, {r_max:.3g}, is not below 32")
+    if not (n_max < d_max < n_max ** 2):
+        parts.append(f"it lies at d = {d_max:.3g}, n = {n_max:.3g}, outside n < d < n²")
+    if not np.all(ratio >= 1.0 - 1e-9):
+        parts.append(f"IQ beats CQ somewhere (smallest ratio {float(np.min(ratio)):.3g})")
+    return "The maximum is not where the claim puts it: " + "; ".join(parts) + "." if parts else ""
 
 
 def _limit_note(D, N, if_iq, if_cq, one_bit, within) -> str:

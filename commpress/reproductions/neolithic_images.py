@@ -21,6 +21,7 @@ from statistics import fmean, stdev
 from typing import Any
 
 from commpress.reproductions._results import Claim, Panel
+from commpress.reproductions._seeds import median
 
 PSGD, QSGD, MEM, DS, EF21, NEO = "P-SGD", "QSGD", "MEM-SGD", "DoubleSqueeze", "EF21-SGD", "NEOLITHIC"
 #: label -> registered algorithm
@@ -131,8 +132,12 @@ def sweep_configs(params: dict[str, Any], quick: bool) -> list[tuple[str, str, d
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
+    """Accuracies (fractions) of the seeds -> percentages: median (what the verdicts read), min, max, mean, std."""
     pct = [100.0 * v for v in values]
-    return {"mean": fmean(pct), "std": stdev(pct) if len(pct) > 1 else 0.0, "values": pct}
+    if not pct or not all(math.isfinite(v) for v in pct):  # a seed without an accuracy: nothing to summarise
+        return {"median": math.nan, "min": math.nan, "max": math.nan, "mean": math.nan, "std": math.nan, "values": pct}
+    return {"median": median(pct), "min": min(pct), "max": max(pct), "mean": fmean(pct),
+            "std": stdev(pct) if len(pct) > 1 else 0.0, "values": pct}
 
 
 def compute(results) -> None:
@@ -178,7 +183,7 @@ def compute(results) -> None:
             if not hit:
                 return None
             vals.append(hit[0])
-        return fmean(vals)
+        return median(vals)
 
     losses = {"P-SGD after T rounds": loss_at("psgd", PSGD, T),
               "P-SGD after T/R rounds (as many updates as NEOLITHIC)": loss_at("psgd", PSGD, T // R)}
@@ -195,50 +200,72 @@ def compute(results) -> None:
 
 # ----------------------------------------------------------------------------- claims
 def check(results) -> list[Claim]:
+    """The claims per setting, on medians over seeds of the test accuracy (see ``neolithic-images.toml``)."""
     pp = float(results.params["on_par_pp"])
     table = results.data["table"]
     claims = []
     for setting in table:
         row = table[setting]
-        held, diff = on_par(row[NEO]["mean"], row[PSGD]["mean"], pp)
+        held, diff = on_par(row[NEO]["median"], row[PSGD]["median"], pp)
+        why = "" if math.isfinite(diff) else "a median accuracy is not a finite number (no seed measured)"
         paper = PAPER[setting][NEO][0] - PAPER[setting][PSGD][0]
         claims.append(Claim(
-            f"{setting}: NEOLITHIC's test accuracy is on par with uncompressed P-SGD (at most {pp:g} point below)",
-            held, {"NEOLITHIC": _pm(row[NEO]), "P-SGD": _pm(row[PSGD]), "difference (points)": round(diff, 2),
-                   "paper's difference (ResNet-18)": round(paper, 2)},
-            "" if held else f"NEOLITHIC is {-diff:.2f} points below P-SGD: with R = 2 it makes T/R model updates on "
-                            "twice larger (accumulated) batches at the same learning rate, so at this short budget it "
-                            "has taken half as many steps" + _loss_note(results, setting) + "."))
+            f"{setting}: NEOLITHIC's test accuracy is on par with uncompressed P-SGD (at most {pp:g} point below; "
+            "medians over seeds)",
+            held and not why, {"NEOLITHIC": _pm(row[NEO]), "P-SGD": _pm(row[PSGD]),
+                               "difference of the medians (points)": round(diff, 2) if not why else "nan",
+                               "paper's difference (ResNet-18, means)": round(paper, 2)},
+            "" if held or why else f"NEOLITHIC is {-diff:.2f} points below P-SGD: with R = 2 it makes T/R model updates "
+                                   "on twice larger (accumulated) batches at the same learning rate, so at this short "
+                                   "budget it has taken half as many steps" + _loss_note(results, setting) + ".",
+            why))
     for setting in ("top-k 5%", "top-k 1%"):
         if setting not in table:
             continue
         row = table[setting]
-        means = {m: v["mean"] for m, v in row.items()}
-        if EF21 in means:
-            held, rank = least_accurate(means, EF21)
+        medians = {m: v["median"] for m, v in row.items()}
+        why = _nan_reason(medians)
+        if EF21 in medians:
+            held, rank = least_accurate(medians, EF21) if not why else (False, 0)
             claims.append(Claim(
-                f"{setting}: EF21-SGD is the least accurate method",
+                f"{setting}: EF21-SGD is the least accurate method (medians over seeds)",
                 held, {m: _pm(v) for m, v in row.items()},
-                "" if held else f"EF21-SGD ranks {rank} of {len(means)}: on this small, smooth problem the top-k error of "
-                                "the EF21 estimator (which compresses the change of the stochastic gradient, noise "
-                                "included) does not hurt as much as on CIFAR-10 ResNets."))
-        compressed = {m: (v["mean"], v["std"]) for m, v in row.items() if m != PSGD}
+                "" if held or why else f"EF21-SGD ranks {rank} of {len(medians)}: on this small, smooth problem the "
+                                       "top-k error of the EF21 estimator (which compresses the change of the "
+                                       "stochastic gradient, noise included) does not hurt as much as on CIFAR-10 "
+                                       "ResNets.", why))
+        compressed = {m: (v["median"], v["std"]) for m, v in row.items() if m != PSGD}
+        seeds = min(len(v["values"]) for v in row.values())
+        why = why or ("" if seeds >= 2 else f"{seeds} seed: a standard deviation over seeds needs two or more")
+        why = why or ("" if len(compressed) >= 2 else "NEOLITHIC is the only compressed method: nothing to compare")
         held, best, gap = best_or_within_std(compressed, NEO)
+        held = held and not why
         claims.append(Claim(
-            f"{setting}: NEOLITHIC is the most accurate compressed method, or within one std of it",
-            held, {"NEOLITHIC": _pm(row[NEO]), "most accurate": best, "gap (points)": round(gap, 2)},
-            "" if held else f"{best} is {gap:.2f} points above NEOLITHIC, more than one std; NEOLITHIC's R = 2 halves its "
-                            "number of updates at a fixed learning rate."))
+            f"{setting}: NEOLITHIC is the most accurate compressed method, or within one std (over seeds) of it "
+            "(medians over seeds)",
+            held, {"NEOLITHIC": _pm(row[NEO]), "most accurate": best,
+                   "gap of the medians (points)": round(gap, 2) if math.isfinite(gap) else "nan",
+                   "std over seeds, NEOLITHIC / most accurate": f"{row[NEO]['std']:.2f} / {row[best]['std']:.2f}"},
+            "" if held or why else f"{best} is {gap:.2f} points above NEOLITHIC, more than one std; NEOLITHIC's R = 2 "
+                                   "halves its number of updates at a fixed learning rate.", why))
     q = next((s for s in table if "bit" in s), None)
     if q is not None and QSGD in table[q]:
         row = table[q]
-        held, rank = least_accurate({m: v["mean"] for m, v in row.items()}, QSGD)
+        medians = {m: v["median"] for m, v in row.items()}
+        why = _nan_reason(medians)
+        held, rank = least_accurate(medians, QSGD) if not why else (False, 0)
         claims.append(Claim(
-            f"{q}: QSGD (no error feedback) is the least accurate method",
+            f"{q}: QSGD (no error feedback) is the least accurate method (medians over seeds)",
             held, {m: _pm(v) for m, v in row.items()},
-            "" if held else f"QSGD ranks {rank} of {len(row)}: with a bucketed 4-bit quantizer (ω = 0.65) the unbiased "
-                            "noise is small next to the minibatch noise, so QSGD loses little here."))
+            "" if held or why else f"QSGD ranks {rank} of {len(row)}: with a bucketed 4-bit quantizer (ω = 0.65) the "
+                                   "unbiased noise is small next to the minibatch noise, so QSGD loses little here.",
+            why))
     return claims
+
+
+def _nan_reason(medians: dict[str, float]) -> str:
+    bad = [m for m, v in medians.items() if not math.isfinite(v)]
+    return f"the median accuracy of {', '.join(bad)} is not a finite number (no seed measured)" if bad else ""
 
 
 def _loss_note(results, setting: str) -> str:
@@ -253,7 +280,12 @@ def _loss_note(results, setting: str) -> str:
 
 
 def _pm(v: dict[str, Any]) -> str:
-    return f"{v['mean']:.2f} ± {v['std']:.2f}"
+    """``median [min–max]`` over seeds (in %), or the paper's ``mean ± std``."""
+    if "median" not in v:
+        return f"{v['mean']:.2f} ± {v['std']:.2f}"
+    if len(v.get("values", ())) <= 1:
+        return f"{v['median']:.2f}"
+    return f"{v['median']:.2f} [{v['min']:.2f}–{v['max']:.2f}]"
 
 
 # ----------------------------------------------------------------------------- figure and report
@@ -270,18 +302,19 @@ def figure(results, path):
     cmap = plt.get_cmap("tab10")
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.4))
     for ax, (source, get) in zip(axes, (
-            (f"ours, SCALED DOWN: CNN (d = {results.data.get('d') or '?'}) on {results.data['dataset']}, 8 workers",
-             lambda s, m: (table[s][m]["mean"], table[s][m]["std"]) if m in table[s] else None),
-            ("paper: CIFAR-10, ResNet-18, 8 workers (talk, Tables 1-2)",
-             lambda s, m: PAPER[s][m][:2] if m in PAPER.get(s, {}) else None))):
+            (f"ours, SCALED DOWN: CNN (d = {results.data.get('d') or '?'}) on {results.data['dataset']}, 8 workers;\n"
+             "bars: median over seeds, whiskers: min–max",
+             lambda s, m: _bar(table[s][m]) if m in table[s] else None),
+            ("paper: CIFAR-10, ResNet-18, 8 workers (talk, Tables 1-2);\nbars: mean, whiskers: ± std",
+             lambda s, m: (PAPER[s][m][0], PAPER[s][m][1], PAPER[s][m][1]) if m in PAPER.get(s, {}) else None))):
         lows = []
         for k, setting in enumerate(table):
             present = [m for m in order if get(setting, m) is not None]
             width = 0.8 / max(len(present), 1)
             for j, m in enumerate(present):
-                mean, std = get(setting, m)
-                lows.append(mean - std)
-                ax.bar(k - 0.4 + (j + 0.5) * width, mean, width * 0.92, yerr=std, capsize=2,
+                centre, below, above = get(setting, m)
+                lows.append(centre - below)
+                ax.bar(k - 0.4 + (j + 0.5) * width, centre, width * 0.92, yerr=[[below], [above]], capsize=2,
                        color=cmap(order.index(m)), label=m)
         ax.set_xticks(range(len(table)))
         ax.set_xticklabels(list(table))
@@ -293,8 +326,14 @@ def figure(results, path):
         seen = dict(zip(labels, handles))
         ax.legend(seen.values(), seen.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09),
                   ncol=len(seen), frameon=False)
-    return finish_figure(fig, results, path, f"{results.name}: test accuracy, mean ± std over seeds "
-                                             "(left: scaled-down reproduction; right: paper)")
+    return finish_figure(fig, results, path, f"{results.name}: test accuracy over {len(results.params['seeds'])} seeds "
+                                             "(left: scaled-down reproduction, median and min–max; right: paper, "
+                                             "mean ± std)")
+
+
+def _bar(v: dict[str, Any]) -> tuple[float, float, float]:
+    """(median, median − min, max − median) of one method's accuracies over seeds."""
+    return v["median"], v["median"] - v["min"], v["max"] - v["median"]
 
 
 def report_extra(results) -> str:
@@ -303,8 +342,9 @@ def report_extra(results) -> str:
     lines = ["## Test accuracy beside the paper's table", "",
              f"**Scaled down:** a small CNN on {results.data['dataset']} with 8 simulated workers on a CPU; the paper "
              "trains ResNets on CIFAR-10 on 8 GPUs. Only the ordering of methods is comparable, not the numbers. "
-             f"Ours: test accuracy (%) of the last iterate on the held-out images, mean ± std over {seeds} seeds "
-             "(training accuracy in brackets). Paper: the talk's Tables 1-2, copied from the seed text.", "",
+             f"Ours: test accuracy (%) of the last iterate on the held-out images, median [min–max] over {seeds} seeds "
+             "(the verdicts read the medians; 'within one std' uses the sample std over the seeds, as the paper's "
+             "± does). Paper: the talk's Tables 1-2 (mean ± std), copied from the seed text.", "",
              "| setting | method | ours (MNIST CNN) | ours, training | paper ResNet-18 | paper ResNet-20 |",
              "|---|---|---|---|---|---|"]
     for setting, row in table.items():
@@ -317,7 +357,7 @@ def report_extra(results) -> str:
               "once for both ratios).", ""]
     losses = results.data.get("training_loss") or {}
     if losses:
-        lines += ["Training loss f(x) (mean over seeds), to compare at equal numbers of model updates "
+        lines += ["Training loss f(x) (median over seeds), to compare at equal numbers of model updates "
                   f"(T = {results.params['rounds']} rounds, R = {results.params['R']}):", "",
                   "| run | training loss |", "|---|---|"]
         lines += [f"| {k} | {'–' if v is None else format(v, '.4g')} |" for k, v in losses.items()]

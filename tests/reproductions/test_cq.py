@@ -4,13 +4,12 @@ the claim checks follow the numbers (a fabricated table flips their verdicts).""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from commpress import reproductions
 from commpress.cli import main
-from commpress.experiments import load_config
-from commpress.reproductions import Panel, Results
 from commpress.reproductions._spec import load_spec
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -21,11 +20,13 @@ def _check_outputs(out, name, results, claims):
     assert isinstance(data, list) and data
     assert len(data) == len(claims)
     for entry, claim in zip(data, claims):
-        assert set(entry) >= {"claim", "held", "numbers"} and set(entry) <= {"claim", "held", "numbers", "note"}
+        assert set(entry) >= {"claim", "held", "numbers"}
+        assert set(entry) <= {"claim", "held", "numbers", "note", "unmeasurable"}
         assert isinstance(entry["held"], bool) and entry["held"] == bool(claim.held)
         assert isinstance(entry["numbers"], dict) and entry["numbers"]
         if not entry["held"]:
-            assert entry.get("note"), f"{name}: a claim that did not hold needs the reading of why"
+            assert entry.get("note") or entry.get("unmeasurable"), \
+                f"{name}: a claim that did not hold needs the reading of why (or why it could not be measured)"
     report = (out / "report.md").read_text()
     spec = load_spec(name, quick=True)
     assert report.startswith(f"# Reproduction `{name}`")
@@ -34,6 +35,9 @@ def _check_outputs(out, name, results, claims):
     assert (out / "figure.png").read_bytes()[:8] == PNG
     held = sum(e["held"] for e in data)
     assert f"Verdict: {held} of {len(data)} claims held" in report
+    if results.panels:  # random methods: several seeds, medians decide, the spread is shown
+        assert "**Seeds:** 2 per method" in report and "## Medians and spread over seeds" in report
+        assert re.search(r"\d \[[\d.,e+-]+–[\d.,e+-]+\]", report), "no median [min–max] in the report"
     for entry in data:
         assert entry["claim"] in report
     assert not spec.quick or ("--quick" in report and "What --quick changes" in report)
@@ -45,10 +49,11 @@ def test_cq_quadratic_quick_runs_and_resumes(tmp_path):
     out = tmp_path / "cq-quadratic"
     results, claims = reproductions.run("cq-quadratic", quick=True, out=out, quiet=True)
     _check_outputs(out, "cq-quadratic", results, claims)
-    assert results.computed == 36 and results.resumed == 0
+    assert results.computed == 48 and results.resumed == 0       # 3 panels x 4 methods x 2 multipliers x 2 seeds
     assert list(results.panels) == ["s0", "s0.1", "s0.4"]
+    assert all(results.panel("s0").method(m).seeds == 2 for m in results.panel("s0").methods)
     again, claims2 = reproductions.run("cq-quadratic", quick=True, out=out, quiet=True)
-    assert again.computed == 0 and again.resumed == 36           # resumable like any sweep
+    assert again.computed == 0 and again.resumed == 48           # resumable like any sweep
     assert [c.as_dict() for c in claims2] == [c.as_dict() for c in claims]
 
 
@@ -81,6 +86,7 @@ def test_cq_dn_plane_quick_runs_from_the_cli(tmp_path, capsys):
     assert "cq-dn-plane (quick):" in text and "claims held" in text and str(out / "report.md") in text
     claims = json.loads((out / "claims.json").read_text())
     assert claims[0]["held"] is True and "0.23" in claims[0]["claim"]
+    assert "**Seeds:** none (no random draws" in (out / "report.md").read_text()  # theory: nothing to repeat
     data = json.loads((out / "data.json").read_text())
     assert len(data["d"]) == 41 and len(data["if_iq"]) == 41 and len(data["if_iq"][0]) == 41
 
@@ -98,65 +104,37 @@ def test_permk_cq_p_in_the_file_is_the_paper_rule():
     assert used == {2: spec.params["permk_cq_p"]["16x64b2"], 4: spec.params["permk_cq_p"]["16x64b4"]}
 
 
-# ----------------------------------------------------------------------------- the checks can fail
-def _fake_results(name, bits_by_panel, noise):
-    """Results whose panels have the given bits to target per method (one seed, straight curves)."""
-    spec = load_spec(name, quick=True)
-    res = Results(name=name, spec=spec, out=None, quick=True)
-    for k, (pname, bits) in enumerate(bits_by_panel.items()):
-        cfg = load_config({"problem": {"name": "quadratic", "n_clients": 4, "dim": 8, "noise_scale": noise[k]},
-                           "run": {"algorithm": "gd", "target": 1e-4}})
-        methods, runs = {}, {}
-        for label, b in bits.items():
-            rid = f"{pname}-{label}"
-            reached = b is not None
-            methods[label] = {"stepsize_multiplier": 1.0, "bits_to_target": b, "final_grad_norm_sq": 1e-5,
-                              "reached_target": reached, "status": ["target_reached"], "run_ids": [rid]}
-            runs[rid] = {"spec": {"run_id": rid}, "summary": {"params": {"p": 0.1}},
-                         "metrics": {"bits_up": [0.0, float(b or 1e9)], "grad_norm_sq": [1.0, 1e-5 if reached else 1.0]}}
-        res.panels[pname] = Panel(pname, pname, cfg, {"methods": methods, "target": 1e-4}, None, runs)
-    return res
-
-
-def test_cq_quadratic_check_follows_the_numbers():
-    from commpress.reproductions import cq_quadratic as q
-
-    good = {"s0": {q.CQ: 100.0, q.IQ: 300.0, q.DRIVE: 200.0, q.GD: 1000.0},
-            "s1": {q.CQ: 250.0, q.IQ: 300.0, q.DRIVE: 260.0, q.GD: 1000.0}}
-    claims = q.check(_fake_results("cq-quadratic", good, [0.0, 0.4]))
-    assert [c.held for c in claims] == [True, True, True, True]
-    bad = {"s0": {q.CQ: 250.0, q.IQ: 300.0, q.DRIVE: 200.0, q.GD: 1000.0},     # DRIVE beats CQ at L± = 0
-           "s1": {q.CQ: None, q.IQ: 300.0, q.DRIVE: 200.0, q.GD: 1000.0}}      # CQ never reaches the target
-    claims = q.check(_fake_results("cq-quadratic", bad, [0.0, 0.4]))
-    assert [c.held for c in claims] == [False, False, False, True]
-    assert all(c.note for c in claims if not c.held)
-    assert claims[0].numbers["bits MARINA + CQ"] == 250 and claims[1].numbers["CQ / IQ per panel"]
-    shrink = {"s0": {q.CQ: 100.0, q.IQ: 300.0, q.DRIVE: 200.0, q.GD: 1000.0},
-              "s1": {q.CQ: 100.0, q.IQ: 600.0, q.DRIVE: 400.0, q.GD: 1000.0}}   # the advantage grows instead
-    assert not q.check(_fake_results("cq-quadratic", shrink, [0.0, 0.4]))[3].held
-
-
-def test_cq_weighted_check_follows_the_numbers():
-    from commpress.reproductions import cq_weighted as w
-
-    spread = [0.0, 4.0]  # quadratic (Algorithm 5) noise: L_QM/L_AM grows with it too
-    good = {"s0": {w.ISCC: 100.0, w.DRIVE: 150.0}, "s4": {w.ISCC: 100.0, w.DRIVE: 400.0}}
-    assert [c.held for c in w.check(_fake_results("cq-weighted", good, spread))] == [True, True]
-    bad = {"s0": {w.ISCC: 200.0, w.DRIVE: 150.0}, "s4": {w.ISCC: 400.0, w.DRIVE: 300.0}}
-    claims = w.check(_fake_results("cq-weighted", bad, spread))
-    assert [c.held for c in claims] == [False, False] and all(c.note for c in claims)
-
-
+# ----------------------------------------------------------------------------- the report shows the verdicts
 def test_reports_say_not_held_with_numbers(tmp_path):
     from commpress.reproductions import cq_quadratic as q
     from commpress.reproductions._report import write_report
+    from tests.reproductions._fake import panels
 
-    bad = {"s0": {q.CQ: 250.0, q.IQ: 300.0, q.DRIVE: 200.0, q.GD: 1000.0},
-           "s1": {q.CQ: 280.0, q.IQ: 300.0, q.DRIVE: 200.0, q.GD: 1000.0}}
-    res = _fake_results("cq-quadratic", bad, [0.0, 0.4])
+    labels = (q.CQ, q.IQ, q.DRIVE, q.GD)
+    bad = {"s0": dict(zip(labels, ([240.0, 250.0, 260.0], 300.0, 200.0, 1000.0))),
+           "s1": dict(zip(labels, (280.0, 300.0, 200.0, 1000.0)))}
+    claims = q.check(panels("cq-quadratic", bad, [0.0, 0.4]))
+    res = panels("cq-quadratic", bad, [0.0, 0.4])
     res.panels = {}  # the fake panels have no sweep folders to tabulate
-    claims = q.check(_fake_results("cq-quadratic", bad, [0.0, 0.4]))
     write_report(res, claims, [], tmp_path / "report.md")
     text = (tmp_path / "report.md").read_text()
     assert "| **NO** |" in text and "did NOT hold" in text and "*Reading:*" in text
-    assert "bits MARINA + CQ = 250" in text
+    assert "bits MARINA + CQ = 250 [240–260]" in text  # median [min–max] over the seeds
+
+
+def test_reports_say_why_a_claim_could_not_be_measured(tmp_path):
+    from commpress.reproductions import cq_quadratic as q
+    from commpress.reproductions._report import write_claims, write_report
+    from tests.reproductions._fake import panels
+
+    nothing = dict.fromkeys((q.CQ, q.IQ, q.DRIVE, q.GD))
+    res = panels("cq-quadratic", {"s0": nothing, "s1": nothing}, [0.0, 0.4])
+    claims = q.check(res)
+    write_claims(tmp_path / "claims.json", claims)
+    data = json.loads((tmp_path / "claims.json").read_text())
+    assert all(not c["held"] and c["unmeasurable"] for c in data)
+    res.panels = {}
+    write_report(res, claims, [], tmp_path / "report.md")
+    text = (tmp_path / "report.md").read_text()
+    assert "Verdict: 0 of 4 claims held (4 not measurable)" in text
+    assert text.count("| **NO** (not measurable) |") == 4 and text.count("*Not measurable:*") == 4

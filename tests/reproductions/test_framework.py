@@ -56,9 +56,28 @@ def test_quick_replaces_sizes_and_lists():
     assert [p.name for p in quick.panels] == ["s0", "s0.1", "s0.4"]  # a list in [quick] replaces
     f_cfg, q_cfg = full.panel_configs()[0][1], quick.panel_configs()[0][1]
     assert (f_cfg.problem.params["dim"], q_cfg.problem.params["dim"]) == (64, 32)
-    assert q_cfg.run.seeds == [0] and len(f_cfg.run.seeds) == 3
+    assert q_cfg.run.seeds == [0, 1] and len(f_cfg.run.seeds) == 5
     assert q_cfg.problem.params["reg"] == 1e-6  # a table in [quick] merges: keys not given are kept
     assert len(q_cfg.methods) == len(f_cfg.methods) == 4
+
+
+#: reproductions whose numbers involve no random draw (formulas only)
+DETERMINISTIC = {"cq-dn-plane"}
+
+
+@pytest.mark.parametrize("name", ISSUE_NAMES)
+def test_random_reproductions_decide_from_several_seeds(name):
+    """At least 5 seeds in the full version and 2 in --quick wherever a method is random; none for theory."""
+    for quick, least in ((False, 5), (True, 2)):
+        spec = load_spec(name, quick=quick)
+        if "seeds" in spec.params:  # a module that runs its sweeps itself (neolithic-images)
+            counts = {len(spec.params["seeds"])}
+        else:
+            counts = {len(config.run.seeds) for _, config in spec.panel_configs()}
+        if name in DETERMINISTIC:
+            assert counts == set(), f"{name} is theory only"
+        else:
+            assert counts and min(counts) >= least, (name, quick, counts)
 
 
 def test_deep_merge_merges_tables_and_replaces_everything_else():

@@ -21,6 +21,7 @@ def _check_outputs(out, results, claims, n_claims: int) -> list[dict]:
         assert isinstance(c["held"], bool) and isinstance(c["numbers"], dict) and c["numbers"]
     report = (out / "report.md").read_text()
     assert "## The paper's claim" in report and "figure.png" in report and "--quick" in report
+    assert "**Seeds:** 2 per method" in report and "median" in report  # medians over 2 seeds, min–max
     for c in claims:
         assert c.claim in report
     assert (out / "figure.png").stat().st_size > 10_000

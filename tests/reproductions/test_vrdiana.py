@@ -21,6 +21,7 @@ def _check_outputs(out, claims, n_claims: int) -> None:
         assert isinstance(c["held"], bool) and isinstance(c["numbers"], dict) and c["numbers"]
     report = (out / "report.md").read_text()
     assert "## The paper's claim" in report and "figure.png" in report and "## Measured numbers" in report
+    assert "**Seeds:** 2 per method" in report and "seeds (diverged)" in report  # medians over 2 seeds, min–max
     for c in claims:
         assert c.claim in report
     assert (out / "figure.png").stat().st_size > 10_000
