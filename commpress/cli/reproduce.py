@@ -41,9 +41,15 @@ def run(args) -> int:
 
     results, claims = reproduce(args.name, quick=args.quick, out=args.out, jobs=args.jobs, quiet=args.quiet)
     held = sum(bool(c.held) for c in claims)
-    print(f"{results.name}{' (quick)' if results.quick else ''}: {held} of {len(claims)} claims held "
-          f"({results.elapsed:.1f} s)")
+    unmeasured = sum(bool(getattr(c, "unmeasurable", "")) for c in claims)
+    print(f"{results.name}{' (quick)' if results.quick else ''}: {held} of {len(claims)} claims held"
+          f"{f', {unmeasured} not measurable' if unmeasured else ''} ({results.elapsed:.1f} s)")
     for c in claims:
-        print(f"  [{'held' if c.held else 'NOT held'}] {c.claim}")
+        if c.held:
+            print(f"  [held] {c.claim}")
+        elif getattr(c, "unmeasurable", ""):
+            print(f"  [NOT held: not measurable] {c.claim} ({c.unmeasurable})")
+        else:
+            print(f"  [NOT held] {c.claim}")
     print(f"wrote {results.out / 'report.md'}, {results.out / 'claims.json'}")
     return 0
