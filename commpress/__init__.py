@@ -38,6 +38,7 @@ __all__ = [
     "datasets",
     "problems",
     "theory",
+    "testing",
     "derive_seed",
     "CommpressError",
     "ConfigError",
@@ -52,7 +53,7 @@ __all__ = [
 #: Subpackages reachable as attributes (``cp.compressors``), imported on first access.
 _SUBMODULES = frozenset({
     "algorithms", "compressors", "datasets", "distributed", "errors", "experiments", "integrations",
-    "network", "problems", "reproductions", "theory", "wire",
+    "network", "problems", "reproductions", "testing", "theory", "wire",
 })
 #: Re-exported names: name -> the module that defines it.
 _NAMES = {

@@ -22,6 +22,7 @@ ALLOWED = {
     "theory": {"compressors", "problems"},
     "algorithms": {"network", "problems", "theory", "compressors", "wire"},
     "integrations": {"compressors", "wire", "network", "algorithms", "problems"},
+    "testing": {"compressors", "wire", "network", "algorithms", "problems"},
     "experiments": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "integrations", "simulate",
                     "distributed"},
     "simulate": {"algorithms", "network", "problems", "theory", "compressors", "wire"},

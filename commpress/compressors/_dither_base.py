@@ -242,7 +242,7 @@ class NormDither(Compressor):
         if not self.elias:
             return super().encode(X, seed, clients=clients, n=n)
         ctx = self._context(X, seed, clients, n)
-        message = self._encode(X, ctx)
+        message = self.encode_message(X, ctx)
         norms = message["norm"].to(torch.float32).cpu().contiguous()
         streams = elias.encode_stream(message["sign"].cpu(), message["level"].cpu())
         # The norms are byte-aligned float32 (little-endian), then the stream: bits already MSB-first.
@@ -270,5 +270,5 @@ class NormDither(Compressor):
             signs[r, where] = sign.bool()
             levels[r, where] = level.to(self._code_dtype)  # 1 <= level <= s, checked by the stream parser
         message = {"norm": norms, "sign": signs, "level": levels}
-        self._check_message(message, ctx)  # finite, non-negative norms
-        return self._decode(message, ctx)  # finite: |values| <= norm <= float32 max
+        self.check_message(message, ctx)  # finite, non-negative norms
+        return self.decode_message(message, ctx)  # finite: |values| <= norm <= float32 max

@@ -64,14 +64,14 @@ def piece_widths(comp: Compressor, blobs: list[bytes], offsets: list[int], ctx: 
     """Byte length of ``comp``'s payload starting at ``offsets[r]`` of ``blobs[r]``, for every row.
 
     Uses only what a decoder may trust: the compressor's header fields (validated with its
-    ``_check_header`` before the layout uses them) and its layout for ``ctx``.
+    ``check_header`` before the layout uses them) and its layout for ``ctx``.
     """
     own = getattr(comp, "_piece_widths", None)
     if own is not None:
         return own(blobs, offsets, ctx)
     rows = ctx.rows
     header = None
-    header_fields = comp._header_fields(ctx)
+    header_fields = comp.header_fields(ctx)
     if header_fields:
         hb = payload_bytes(header_fields)
         for r in range(rows):
@@ -81,9 +81,9 @@ def piece_widths(comp: Compressor, blobs: list[bytes], offsets: list[int], ctx: 
                 )
         head = bytearray(b"".join(bytes(blobs[r][offsets[r] : offsets[r] + hb]) for r in range(rows)))
         header = unpack_rows(header_fields, torch.frombuffer(head, dtype=torch.uint8).reshape(rows, hb))
-        comp._check_header(header, ctx)
+        comp.check_header(header, ctx)
     try:
-        layout = comp._layout(ctx, header)
+        layout = comp.layout(ctx, header)
     except NotImplementedError:
         raise ConfigError(
             f"{comp.name} cannot be nested where payloads are concatenated (FCC, ISCC): its payload length "

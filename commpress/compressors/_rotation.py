@@ -86,7 +86,9 @@ def haar(seed: int, tag: str, n: int, d: int, clients: torch.Tensor | None, *, s
     G = torch.randn(count, d, d, generator=generator(seed, tag, -1 if shared else _PRIVATE), dtype=torch.float64)
     if not shared and clients is not None:
         G = G[clients]
-    Q, R = torch.linalg.qr(G)
+    # One QR per matrix, each on its own (aligned) copy: LAPACK's rounding depends on the memory
+    # alignment of its input, so a batched call would give a client other bits in another batch.
+    Q, R = (torch.stack(parts) for parts in zip(*(torch.linalg.qr(g.clone()) for g in G)))
     diag = torch.diagonal(R, dim1=-2, dim2=-1)
     return Q * torch.where(diag < 0, -1.0, 1.0).unsqueeze(-2)
 

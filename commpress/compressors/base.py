@@ -1,24 +1,30 @@
 """The compressor interface: fast path, wire path, theory.
 
 Every compressor maps a batch ``X`` of shape ``(rows, d)`` (one row per client) and a round
-seed to the rows the server reconstructs. It is written once, as two hooks:
+seed to the rows the server reconstructs. It is written once, as three public hooks (see
+:class:`Compressor` for the how-to and an example):
 
-- ``_encode(X, ctx) -> message``: a dict of named tensors, each ``(rows, count)``: exactly the
-  numbers that go on the wire (float32 headers already rounded, integer codes, ...);
-- ``_decode(message, ctx) -> X_hat``: the server's reconstruction from those numbers and the
-  seed alone;
+- ``encode_message(X, ctx) -> message``: a dict of named tensors, each ``(rows, count)``: exactly
+  the numbers that go on the wire (float32 headers already rounded, integer codes, ...);
+- ``decode_message(message, ctx) -> X_hat``: the server's reconstruction from those numbers and
+  the seed alone;
+- ``layout(ctx, message)``: how many entries of which width each field has (the
+  :mod:`commpress.wire` fields);
 
-plus ``_layout(ctx, message)``, which says how many entries of which width each field has
-(the :mod:`commpress.wire` fields). From these the base class builds
+plus ``theory(n, d)``, the constants the compressor declares. From these the base class builds
 
-- ``apply(X, seed)``: ``_decode(_encode(X))`` and the exact payload bits, without making bytes
-  (the simulator's fast path);
+- ``apply(X, seed)``: ``decode_message(encode_message(X))`` and the exact payload bits, without
+  making bytes (the simulator's fast path);
 - ``encode(X, seed)`` / ``decode(payloads, seed, d)``: the same message really packed into
   bytes and parsed back, with every length and header validated.
 
 Because both paths reconstruct from the same message, ``decode(encode(X)) == apply(X)[0]``
-and ``bits == 8 * len(payload)`` hold by construction; the contract test suite checks them for
-every registered compressor.
+and ``bits == 8 * len(payload)`` hold by construction; :func:`commpress.testing.check_compressor`
+checks them, and the declared constants, for any compressor.
+
+The built-in compressors implement the same hooks under their older private names
+(``_encode``, ``_decode``, ``_layout``, ``_header_fields``, ...); the public hooks default to
+them, so either name works and the public one wins.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from commpress._rng import SEED_LIMIT
+from commpress._rng import SEED_LIMIT, private_rand, shared_generator
 from commpress.errors import ConfigError, InputError, InputTypeError, NonFiniteError, PayloadError
 from commpress.wire import Field, payload_bytes, pack_rows, unpack_rows
 
@@ -40,7 +46,12 @@ Layout = list[tuple[list[Field], torch.Tensor]]
 
 @dataclass(frozen=True)
 class Context:
-    """What both sides of the wire know about a call: no data, only public facts."""
+    """What both sides of the wire know about a call: no data, only public facts.
+
+    ``seed`` (the round seed), ``n`` (clients in the round), ``d``, ``clients`` (the client index of
+    every row of this call, ``(rows,)``), ``dtype`` and ``device`` of the rows; ``rows``, ``is_full``
+    (the rows are clients 0..n-1 in order). Randomness: :meth:`private_rand`, :meth:`shared_generator`.
+    """
 
     seed: int
     n: int
@@ -62,6 +73,24 @@ class Context:
         """Rows of a per-client tensor (leading axis n) for this call's clients."""
         return full if self.is_full else full[self.clients.to(full.device)]
 
+    def private_rand(self, tag: str, shape: tuple[int, ...] | None = None,
+                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Uniform [0, 1) draws private to each row's client: ``(rows, *shape)`` on ``self.device``.
+
+        ``shape`` defaults to ``(d,)``. Row j is a pure function of (seed, ``tag``, shape, dtype,
+        client index ``clients[j]``): the same whichever process encodes the client and whoever
+        shares its batch, and regenerated identically by the decoder (0 bits on the wire). Use a
+        ``tag`` of your own (e.g. ``"int8/round"``) per purpose.
+        """
+        shape = (self.d,) if shape is None else tuple(int(s) for s in shape)
+        draws = private_rand(self.seed, tag, self.n, shape, None if self.is_full else self.clients, dtype=dtype)
+        return draws.to(self.device)
+
+    def shared_generator(self, tag: str) -> torch.Generator:
+        """A CPU ``torch.Generator`` for the round's shared stream ``(seed, tag)``: the same draws on
+        every process and for every client (shifts, permutations, coins that tie clients together)."""
+        return shared_generator(self.seed, tag)
+
 
 @dataclass(frozen=True)
 class CompressorTheory:
@@ -72,7 +101,11 @@ class CompressorTheory:
     ``omega``: variance constant of the class U(omega) (per client); ``delta``: contraction
     constant of B(delta); ``A``, ``B``: the AB-inequality constants of the set of n clients
     (as implemented); ``bits``: expected payload bits per client (bytes-padded, as sent).
-    ``extras`` holds paper conventions (``omega_paper``, ``A_paper``) and notes.
+    ``extras`` holds paper conventions (``omega_paper``, ``A_paper``) and notes, and the flags
+    :func:`commpress.testing.check_compressor` reads: ``exact_unbiased=False`` (unbiased only
+    approximately), ``omega_is_bound=False`` / ``delta_is_bound=False`` (the constant is a limit
+    or typical value, not a bound for every x: its statistical check is skipped),
+    ``bits_data_dependent=True`` (``bits`` is an expectation or bound, not every call's size).
     """
 
     kind: str
@@ -112,13 +145,79 @@ def f32(t: torch.Tensor) -> torch.Tensor:
 
 
 class Compressor:
-    """Base class of every compressor. See the module docstring for the contract."""
+    r"""Base class of every compressor; subclass it to write your own.
+
+    **What to implement** (all public names; nothing with an underscore is needed):
+
+    1. ``layout(ctx, message) -> Layout``: the wire format of every row, as a list of
+       ``(fields, rows)`` groups; :func:`uniform_layout` when all rows share one field list.
+       A :class:`~commpress.wire.Field` is ``Field(name, kind, width, count)`` with ``kind`` one of
+       :data:`~commpress.wire.UINT` (unsigned integer codes), :data:`~commpress.wire.F32`,
+       :data:`~commpress.wire.F64`. The layout may depend on ``ctx`` (n, d, seed, clients) only:
+       a decoder knows nothing else. (Data-dependent sizes: also implement ``header_fields(ctx)``,
+       fields read first, and use ``message`` -- then holding those header fields -- in ``layout``.)
+    2. ``encode_message(X, ctx) -> dict[str, Tensor]``: for the ``(rows, d)`` batch ``X``, one
+       ``(rows, count)`` tensor per field: exactly the numbers sent (round float headers to float32
+       yourself, with :func:`f32` or :func:`f32_up`; integer codes in ``[0, 2**width)``).
+    3. ``decode_message(message, ctx) -> Tensor``: the ``(rows, d)`` reconstruction, of
+       ``ctx.dtype`` on ``ctx.device``, from the message and ``ctx`` alone.
+    4. ``theory(n, d) -> CompressorTheory``: the constants you claim: ``kind`` (``"unbiased"``
+       with ``omega``, ``"contractive"`` with ``delta``, ...), the AB constants ``A``, ``B`` of n
+       clients, and the expected ``bits`` per client. Algorithms take their theoretical stepsizes
+       from it, and :func:`commpress.testing.check_compressor` tests every claim.
+
+    Randomness comes from ``ctx`` only: ``ctx.private_rand(tag)`` (per-client draws keyed by the
+    client index) and ``ctx.shared_generator(tag)`` (the round's shared stream), never from the
+    global RNG, so that ``decode`` can regenerate it and subsets of clients give the same rows.
+    Declare ``deterministic = True`` if the output never depends on the seed, ``correlated = True``
+    if rows depend on each other through shared randomness. Optional hooks: ``check_shape(ctx)``
+    (reject an (n, d) you cannot serve with :class:`~commpress.errors.ConfigError`) and
+    ``check_message(message, ctx)`` (validate a parsed message, raise
+    :class:`~commpress.errors.PayloadError`). Register it with ``@commpress.compressors.register("name")``
+    to use its name in configs (optional: instances work everywhere).
+
+    Example: 8-bit stochastic rounding of :math:`x/\|x\|_\infty` (unbiased; the rounding variance
+    of a coordinate is at most :math:`(s/255)^2` with :math:`s = \|x\|_\infty \le \|x\|`, so
+    :math:`\omega = d/255^2`); payload: a float32 scale and d bytes. ::
+
+        import torch
+        import commpress as cp
+        from commpress.compressors import Compressor, CompressorTheory, f32_up, padded_bits, uniform_layout
+        from commpress.wire import F32, UINT, Field
+
+        @cp.compressors.register("int8")
+        class Int8(Compressor):
+            def layout(self, ctx, message):
+                return uniform_layout([Field("scale", F32, 32, 1), Field("codes", UINT, 8, ctx.d)], ctx.rows)
+
+            def encode_message(self, X, ctx):
+                scale = f32_up(X.abs().amax(dim=1, keepdim=True))          # float32, >= max |x_j|
+                u = (X / scale.clamp_min(1e-30) + 1) * 127.5                 # in [0, 255]
+                codes = torch.floor(u + ctx.private_rand("int8/round", dtype=X.dtype)).clamp(0, 255)
+                return {"scale": scale, "codes": codes.to(torch.int64)}
+
+            def decode_message(self, message, ctx):
+                return message["scale"].to(ctx.dtype) * (message["codes"].to(ctx.dtype) / 127.5 - 1)
+
+            def theory(self, n, d):
+                omega = d / 255**2
+                return CompressorTheory("unbiased", omega=omega, delta=None, A=omega / n, B=0.0,
+                                        bits=padded_bits(32 + 8 * d))
+
+        cp.testing.check_compressor(Int8())      # raises, naming every property that fails
+
+    ``examples/int8_compressor.py`` runs it with MARINA at its theoretical stepsize.
+    """
 
     name: ClassVar[str] = ""
     #: Messages of different clients can be summed while compressed (all-reduce friendly).
     summable: ClassVar[bool] = False
     #: Rows depend on each other through shared randomness (CQ, PermK, ISCC): the set is the object.
     correlated: ClassVar[bool] = False
+    #: The output does not depend on the seed (TopK, scaled sign, the identity). The conformance
+    #: suite checks both ways: a deterministic compressor gives one output for every seed, any
+    #: other one must use its seed. Wrappers set it per instance from their parts.
+    deterministic: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ public API
     def apply(
@@ -130,15 +229,15 @@ class Compressor:
         """
         ctx = self._context(X, seed, clients, n)
         message = self._checked_encode(X, ctx)
-        X_hat = self._decode(message, ctx)
-        return X_hat, self._bits(self._layout(ctx, message), ctx.rows)
+        X_hat = self.decode_message(message, ctx)
+        return X_hat, self._bits(self.layout(ctx, message), ctx.rows)
 
     def encode(self, X: torch.Tensor, seed: int, *, clients: Any = None, n: int | None = None) -> list[bytes]:
         """The wire messages of the rows of ``X``: one ``bytes`` per row."""
         ctx = self._context(X, seed, clients, n)
         message = self._checked_encode(X, ctx)
         payloads: list[bytes | None] = [None] * ctx.rows
-        for fields, idx in self._layout(ctx, message):
+        for fields, idx in self.layout(ctx, message):
             if idx.numel() == 0:
                 continue
             every_row = _in_order(idx, ctx.rows)
@@ -169,7 +268,7 @@ class Compressor:
         ctx = self._decode_context(payloads, seed, d, clients, n, dtype, device)
         rows = ctx.rows
         clients_t = ctx.clients
-        header_fields = self._header_fields(ctx)
+        header_fields = self.header_fields(ctx)
         header: Message | None = None
         if header_fields:
             hb = payload_bytes(header_fields)
@@ -181,8 +280,8 @@ class Compressor:
                 )
             head = torch.frombuffer(bytearray(b"".join(bytes(p[:hb]) for p in payloads)), dtype=torch.uint8)
             header = unpack_rows(header_fields, head.reshape(rows, hb))
-            self._check_header(header, ctx)
-        layout = self._layout(ctx, header)
+            self.check_header(header, ctx)
+        layout = self.layout(ctx, header)
         message: Message = {}
         for fields, idx in layout:
             if idx.numel() == 0:
@@ -212,8 +311,8 @@ class Compressor:
                     grown[:, : target.shape[1]] = target
                     message[f.name] = target = grown
                 target[idx, : f.count] = values
-        self._check_message(message, ctx)
-        out = self._decode(message, ctx)
+        self.check_message(message, ctx)
+        out = self.decode_message(message, ctx)
         if not bool(torch.isfinite(out.sum())) and not bool(torch.isfinite(out).all()):
             raise PayloadError(
                 f"{self.name}: the payload decodes to non-finite values (a header out of range for "
@@ -233,32 +332,59 @@ class Compressor:
         """The constructor parameters (for configs, logs and ``repr``)."""
         return {}
 
-    # ------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------ public hooks
+    def encode_message(self, X: torch.Tensor, ctx: Context) -> Message:
+        """The message of the rows of ``X``: one ``(rows, count)`` tensor per field of the layout."""
+        return self._encode(X, ctx)
+
+    def decode_message(self, message: Message, ctx: Context) -> torch.Tensor:
+        """The ``(rows, d)`` reconstruction (``ctx.dtype``, ``ctx.device``) from a message."""
+        return self._decode(message, ctx)
+
+    def layout(self, ctx: Context, message: Message | None) -> Layout:
+        """Field layout of every row. ``message`` holds at least the header fields (None-safe
+        when there are none: a decoder calls ``layout(ctx, header)`` before it has the rest)."""
+        return self._layout(ctx, message)
+
+    def header_fields(self, ctx: Context) -> list[Field]:
+        """Fields a decoder must read first because the layout depends on them (byte-aligned)."""
+        return self._header_fields(ctx)
+
+    def check_header(self, header: Message, ctx: Context) -> None:
+        """Validate header values before the layout is computed from them (raise PayloadError)."""
+        self._check_header(header, ctx)
+
+    def check_message(self, message: Message, ctx: Context) -> None:
+        """Validate a parsed message before reconstruction (raise PayloadError); default: finite floats."""
+        self._check_message(message, ctx)
+
+    def check_shape(self, ctx: Context) -> None:
+        """Reject an (n, d) the compressor cannot serve (raise ConfigError), e.g. k > d."""
+        self._check_shape(ctx)
+
+    # ------------------------------------------------------------------ built-ins' private hooks
     def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement encode_message(X, ctx).")
 
     def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement decode_message(message, ctx).")
 
     def _layout(self, ctx: Context, message: Message | None) -> Layout:
-        """Field layout of every row. ``message`` holds at least the header fields."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement layout(ctx, message).")
 
     def _header_fields(self, ctx: Context) -> list[Field]:
-        """Fields a decoder must read first because the layout depends on them (byte-aligned)."""
         return []
 
     def _check_header(self, header: Message, ctx: Context) -> None:
-        """Validate header values before the layout is computed from them."""
+        pass
 
     def _check_message(self, message: Message, ctx: Context) -> None:
-        """Validate a parsed message before reconstruction (finite headers, codes in range)."""
         for key, value in message.items():
             if value.is_floating_point() and not bool(torch.isfinite(value.sum())) and not bool(torch.isfinite(value).all()):
                 raise PayloadError(f"{self.name}: field '{key}' holds NaN or Inf; the payload is corrupted.")
 
     def _check_shape(self, ctx: Context) -> None:
-        """Reject (n, d) the compressor cannot serve (e.g. invalid k for this d)."""
+        pass
 
     # ------------------------------------------------------------------ helpers
     def _decode_context(
@@ -280,13 +406,13 @@ class Compressor:
             seed=_check_seed(seed), n=n, d=d, clients=clients_t, dtype=dtype,
             device=torch.device(device) if device is not None else torch.device("cpu"),
         )
-        self._check_shape(ctx)
+        self.check_shape(ctx)
         return ctx
 
     def _checked_encode(self, X: torch.Tensor, ctx: Context) -> Message:
-        """``_encode``, refusing a message whose float fields overflowed (e.g. a float32 norm of a
-        blown-up vector): the sender learns it at once instead of the receiver seeing garbage."""
-        message = self._encode(X, ctx)
+        """``encode_message``, refusing a message whose float fields overflowed (e.g. a float32 norm
+        of a blown-up vector): the sender learns it at once instead of the receiver seeing garbage."""
+        message = self.encode_message(X, ctx)
         for key, value in message.items():
             if value is X:  # sent as given (identity at its own precision): checked finite on entry
                 continue
@@ -303,7 +429,7 @@ class Compressor:
         rows, d = X.shape
         clients_t, n = _check_clients(clients, n, rows)
         ctx = Context(seed=_check_seed(seed), n=n, d=d, clients=clients_t, dtype=X.dtype, device=X.device)
-        self._check_shape(ctx)
+        self.check_shape(ctx)
         return ctx
 
     @staticmethod

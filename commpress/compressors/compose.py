@@ -71,6 +71,7 @@ class Compose(Compressor):
         self.outer = resolve(outer, "Compose", "outer")
         self.inner = resolve(inner, "Compose", "inner")
         self.correlated = bool(self.outer.correlated or self.inner.correlated)
+        self.deterministic = bool(self.outer.deterministic and self.inner.deterministic)
 
     def params(self) -> dict:
         return {"outer": spec_of(self.outer), "inner": spec_of(self.inner)}
@@ -79,7 +80,7 @@ class Compose(Compressor):
     def _parts(self, ctx: Context) -> tuple[Context, int, Any]:
         """(inner's context, outer's seed, compact plan or None)."""
         ctx_in = with_seed(ctx, derive_seed(ctx.seed, "compose/inner"))
-        self.inner._check_shape(ctx_in)
+        self.inner.check_shape(ctx_in)
         support = getattr(self.inner, "_seeded_support", None)
         plan = support(ctx_in) if support is not None else None
         return ctx_in, derive_seed(ctx.seed, "compose/outer"), plan
@@ -89,7 +90,7 @@ class Compose(Compressor):
         return [(int(k), (counts == k).nonzero().flatten()) for k in counts.unique().tolist()]
 
     def _check_shape(self, ctx: Context) -> None:
-        self.inner._check_shape(with_seed(ctx, derive_seed(ctx.seed, "compose/inner")))
+        self.inner.check_shape(with_seed(ctx, derive_seed(ctx.seed, "compose/inner")))
 
     # ------------------------------------------------------------------ paths
     def apply(self, X: torch.Tensor, seed: int, *, clients: Any = None, n: int | None = None):
@@ -177,6 +178,9 @@ class Compose(Compressor):
         for key in ("bits_data_dependent",):
             if t1.extras.get(key) or t2.extras.get(key):
                 extras[key] = True
+        for key in ("exact_unbiased", "omega_is_bound"):  # a part's limit-only claim carries over
+            if t1.extras.get(key) is False or t2.extras.get(key) is False:
+                extras[key] = False
         extras.update(omega_outer=max(omegas) if None not in omegas else None, omega_inner=t2.omega)
         if not (kinds <= set(_UNBIASED) and t2.kind in _UNBIASED and None not in omegas and t2.omega is not None):
             extras["note"] = "no general class for a composition with a contractive or biased part"

@@ -54,6 +54,7 @@ class FCC(Compressor):
         self.rounds = check_int("rounds", rounds, "FCC", hint=" rounds is R, the number of compressions per call.")
         self.unbiased_scaling = check_bool("unbiased_scaling", unbiased_scaling, "FCC")
         self.correlated = bool(self.inner.correlated)
+        self.deterministic = bool(self.inner.deterministic)
 
     def params(self) -> dict:
         return {"inner": spec_of(self.inner), "rounds": self.rounds, "unbiased_scaling": self.unbiased_scaling}
@@ -135,7 +136,7 @@ class FCC(Compressor):
         return check_finite(self, v, dtype)
 
     def _check_shape(self, ctx: Context) -> None:
-        self.inner._check_shape(ctx)
+        self.inner.check_shape(ctx)
 
     def theory(self, n: int, d: int) -> CompressorTheory:
         t = self.inner.theory(n, d)
@@ -143,10 +144,15 @@ class FCC(Compressor):
         extras: dict = {"rounds": R, "inner_kind": t.kind,
                         "bits_data_dependent": bool(t.extras.get("bits_data_dependent"))}
         bits = R * t.bits
+        for key in ("exact_unbiased", "omega_is_bound", "delta_is_bound"):  # limit-only claims carry over
+            if t.extras.get(key) is False:
+                extras[key] = False
         if t.kind in _UNBIASED and t.omega is not None:
             if self.unbiased_scaling:
                 delta_in = 1.0 / (1.0 + t.omega)
                 extras["scale"] = delta_in
+                if t.extras.get("omega_is_bound") is False:
+                    extras["delta_is_bound"] = False  # delta = 1/(1+omega) is no bound either
             else:
                 omega = t.omega**R
                 if self.correlated or t.kind == "correlated":

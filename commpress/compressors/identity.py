@@ -28,6 +28,7 @@ class Identity(Compressor):
     """
 
     summable = True
+    deterministic = True
 
     def __init__(self, float_bits: int = 32) -> None:
         self.float_bits = check_float_bits(float_bits, "Identity")

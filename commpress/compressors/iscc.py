@@ -180,6 +180,9 @@ class ISCC(Compressor):
         bits_i = (self.tau * q * t.bits).tolist()
         extras: dict = {"weights": q.tolist(), "bits_per_client_expected": bits_i, "inner_omega": t.omega,
                         "bits_data_dependent": True}
+        for key in ("exact_unbiased", "omega_is_bound"):  # the inner's limit-only claims carry over
+            if t.extras.get(key) is False:
+                extras[key] = False
         bits = self.tau * t.bits / n
         if t.kind not in _UNBIASED or t.omega is None or not math.isfinite(t.omega):
             extras["note"] = "ISCC needs an unbiased inner compressor with a finite omega"

@@ -55,7 +55,7 @@ class PermK(Compressor):
     n = 1 and d = 1 are the identity.
 
     Class: correlated (individually unbiased) when ``scaled``; contractive otherwise.
-    Payload per client: the kept values only, ``float_bits`` each (|B| values for d >= n, one for
+    Payload per client: the kept values only, ``float_bits`` each (:math:`|B|` values for d >= n, one for
     n > d); the block or slot is derived from the seed (0 bits).
 
     Args:

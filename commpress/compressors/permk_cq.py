@@ -37,7 +37,7 @@ class PermKCQ(Compressor):
     with :math:`r_i = \|y_i\|` (``range="block"``, default) or :math:`\frac{n}{q_g}\|x_i\|`
     (``range="full"``), float32 rounded up, and CQ's thresholds inside the block
     :math:`U_{ij} = (((\rho_i + h_j) \bmod q_g) + \gamma_{ij})/q_g` (the rule of
-    :func:`commpress.compressors.cq.stratified_thresholds_`). Draw order: :math:`\sigma`,
+    ``commpress.compressors.cq.stratified_thresholds_``). Draw order: :math:`\sigma`,
     :math:`\tau`, then the shared :math:`h \in \{0..L-1\}^d` (:func:`~commpress._rng.shared_integers`) on ``"permk+cq/shift"``
     with :math:`L = \lceil n/b\rceil\lfloor n/b\rfloor` (so :math:`h_j \bmod q_g` is exactly uniform),
     indexed by coordinate; private :math:`\gamma` = the ``(n, ceil(d/b))`` uniform matrix of

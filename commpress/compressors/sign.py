@@ -36,6 +36,8 @@ class Sign(Compressor):
         ICML 2018.
     """
 
+    deterministic = True
+
     def __init__(self, scaled: bool = True) -> None:
         if not isinstance(scaled, bool):
             raise ConfigError(f"Sign needs scaled=True (scaled sign) or False (plain sign); got scaled={scaled!r}.")

@@ -96,27 +96,34 @@ class Sketch(Compressor):
     def _layout(self, ctx: Context, message: Message | None) -> Layout:
         return uniform_layout([float_field("values", self.float_bits, self.k_for(ctx.d))], ctx.rows)
 
+    # Row by row: a batched matmul or factorisation rounds a row differently depending on which
+    # other rows share the batch, and a client's message must not depend on who else is encoded.
     def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
         S = self._sketch(ctx).to(X.device)
-        y = torch.matmul(X.to(torch.float64).unsqueeze(1), S).squeeze(1)  # (rows, k) = S^T v
+        X64 = X.to(torch.float64)
+        y = torch.stack([X64[i] @ S[0 if self.shared else i] for i in range(ctx.rows)])  # (rows, k) = S^T v
         return {"values": y.to(torch.float32 if self.float_bits == 32 else torch.float64)}
 
     def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
         S = self._sketch(ctx).to(ctx.device)
-        y = message["values"].to(device=ctx.device, dtype=torch.float64).unsqueeze(-1)
-        if 2 * S.shape[-1] <= ctx.d:
-            # P_S v = S (S^T S)^{-1} S^T v by a Cholesky solve with the k x k Gram matrix: a tall
-            # Gaussian S (k <= d/2) is well conditioned, and this is ~10x cheaper than a batched QR.
-            gram = torch.matmul(S.transpose(-1, -2), S)
-            c = torch.cholesky_solve(y, torch.linalg.cholesky(gram).expand(ctx.rows, -1, -1))
-            out = torch.matmul(S, c).squeeze(-1)
-        else:  # nearly square S: QR, whose accuracy does not square the condition number
-            Q, R = torch.linalg.qr(S)  # S = QR, P_S v = Q R^{-T} S^T v
-            w = torch.linalg.solve_triangular(R.transpose(-1, -2).expand(ctx.rows, -1, -1), y, upper=False)
-            out = torch.matmul(Q, w).squeeze(-1)
+        y = message["values"].to(device=ctx.device, dtype=torch.float64)
+        solvers = [self._projector(S[j]) for j in range(S.shape[0])]
+        out = torch.stack([solvers[0 if self.shared else i](y[i]) for i in range(ctx.rows)])
         if self.scaled:
             out = out * (ctx.d / self.k_for(ctx.d))
         return out.to(ctx.dtype)
+
+    @staticmethod
+    def _projector(S: torch.Tensor):
+        r"""For one ``(d, k)`` sketch, the map :math:`S^T v \mapsto P_S v = S (S^T S)^{-1} S^T v`."""
+        d, k = S.shape
+        if 2 * k <= d:
+            # A Cholesky solve with the k x k Gram matrix: a tall Gaussian S (k <= d/2) is well
+            # conditioned, and this is ~10x cheaper than a QR.
+            L = torch.linalg.cholesky(S.T @ S)
+            return lambda y: S @ torch.cholesky_solve(y[:, None], L)[:, 0]
+        Q, R = torch.linalg.qr(S)  # nearly square S: S = QR, P_S v = Q R^{-T} S^T v (no squared condition number)
+        return lambda y: Q @ torch.linalg.solve_triangular(R.T, y[:, None], upper=False)[:, 0]
 
     # ------------------------------------------------------------------ theory
     def theory(self, n: int, d: int) -> CompressorTheory:

@@ -35,7 +35,7 @@ class TernGrad(NormDither):
     byte: :math:`32 + 8\lceil d/5\rceil` bits. The paper's per-layer scalars and gradient clipping are not
     applied (per-layer scalars = :class:`~commpress.compressors.block.Block` with ``p="inf"``).
     Randomness: private, tag ``"terngrad/u"``, one uniform per coordinate ((n, d) matrix).
-    Edge cases: x = 0 -> 0; d = 1 and the largest coordinate are exact whenever max |x_j| is a float32.
+    Edge cases: x = 0 -> 0; d = 1 and the largest coordinate are exact whenever :math:`\max_j |x_j|` is a float32.
 
     Args:
         packing: ``"bits"`` (default: sign bit + Bernoulli bit) or ``"base3"`` (5 trits per byte).

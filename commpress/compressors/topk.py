@@ -59,6 +59,8 @@ class TopK(Compressor):
         Sparsified SGD with memory, NeurIPS 2018.
     """
 
+    deterministic = True
+
     def __init__(self, k: int | None = None, ratio: float | None = None, float_bits: int = 32) -> None:
         self.k, self.ratio = check_k_params(k, ratio, "TopK")
         self.float_bits = check_float_bits(float_bits, "TopK")

@@ -116,7 +116,7 @@ class Wangni(Compressor):
               \qquad p_j = \min(1, \lambda |v_j|),
 
     with :math:`\lambda` the KKT multiplier (exact; the paper's greedy algorithm approximates it), found
-    per row by :func:`kkt_probabilities`. Unbiased, :math:`e(v) = \sum_j v_j^2 (1/p_j - 1)` exactly.
+    per row by ``kkt_probabilities`` (this module). Unbiased, :math:`e(v) = \sum_j v_j^2 (1/p_j - 1)` exactly.
 
     - Density mode (default): expected nonzeros :math:`\kappa = \max(1, \rho d)` (all kept if v has
       at most :math:`\kappa` nonzeros); :math:`\omega \le d/\kappa - 1` (the uniform choice is feasible).

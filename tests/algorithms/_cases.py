@@ -29,12 +29,26 @@ CASES: dict[str, dict] = {
 GAMMA = 0.1  # times 1/L_minus
 
 
+def params_for(case: str, problem) -> dict:
+    """The constructor keywords of ``case`` on ``problem`` (gamma resolved)."""
+    kw = dict(CASES[case])
+    kw.setdefault("gamma", GAMMA / problem.smoothness().L_minus)
+    return kw
+
+
 def build(case: str, problem=None, network=None, seed: int = 3):
     import commpress.algorithms  # noqa: F401  (registers the methods)
     import commpress as cp
 
     problem = toy() if problem is None else problem
-    name = case.split("/")[0]
-    kw = dict(CASES[case])
-    kw.setdefault("gamma", GAMMA / problem.smoothness().L_minus)
-    return cp.algorithms.make(name, problem, network, seed=seed, **kw)
+    return cp.algorithms.make(case.split("/")[0], problem, network, seed=seed, **params_for(case, problem))
+
+
+def check(case: str, problem=None, **kw):
+    """:func:`commpress.testing.check_algorithm` on ``case`` (seed 3, as :func:`build`); every case but
+    GD is randomized (compressors, minibatches or coins), so its iterates must depend on the seed."""
+    from commpress.testing import check_algorithm
+
+    problem = toy() if problem is None else problem
+    return check_algorithm(case.split("/")[0], problem=problem, params=params_for(case, problem), seed=3,
+                           randomized=case != "gd", **kw)

@@ -1,34 +1,20 @@
-"""Every method: explicit state that survives torch.save/torch.load, pure step, no row-order assumptions."""
+"""Every method: explicit state that survives torch.save/torch.load, pure step, no row-order assumptions.
+
+The checks are :func:`commpress.testing.check_algorithm`'s (one implementation for our methods and
+users'), run on one small configuration per registered method (``_cases.CASES``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import io
-
 import pytest
-import torch
 
 import commpress as cp
 import commpress.algorithms  # noqa: F401
-from commpress.network import LocalNetwork
 
-from tests.algorithms._cases import CASES, build
-from tests.algorithms._toy import toy
-from tests.network._subset import PermutedNetwork
+from tests.algorithms._cases import CASES, check
 
-
-def _fields(state):
-    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
-
-
-def _assert_same(a, b):
-    fa, fb = _fields(a), _fields(b)
-    assert fa.keys() == fb.keys()
-    for k in fa:
-        if isinstance(fa[k], torch.Tensor):
-            assert torch.equal(fa[k], fb[k]), k
-        else:
-            assert fa[k] == fb[k], k
+#: check_algorithm's properties checked here (the ledger is test_bits', convergence test_convergence's).
+STATE_PROPERTIES = ("builds", "step_is_pure", "save_reload", "client_order", "seed_is_used")
 
 
 def test_every_registered_algorithm_has_a_case():
@@ -37,62 +23,10 @@ def test_every_registered_algorithm_has_a_case():
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_save_reload_continue_gives_identical_iterates(case):
-    problem = toy()
-    net = LocalNetwork(problem.n)
-    alg = build(case, problem, net)
-    state = alg.init()
-    for _ in range(3):
-        state = alg.step(state)
-    buf = io.BytesIO()
-    torch.save(state, buf)  # default torch.load (weights_only=True) must accept it
-    buf.seek(0)
-    loaded = torch.load(buf)
-    _assert_same(loaded, state)
-    a, b = state, loaded
-    for _ in range(4):
-        a, b = alg.step(a), alg.step(b)
-    _assert_same(a, b)
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_step_never_mutates_its_input(case):
-    alg = build(case)
-    state = alg.step(alg.init())
-    before = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in _fields(state).items()}
-    new = alg.step(state)
-    assert new is not state
-    for k, v in _fields(state).items():
-        if isinstance(v, torch.Tensor):
-            assert torch.equal(v, before[k]), k
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        state.t = 99
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_rows_follow_client_indices_not_positions(case):
-    # A process holding the clients in another order must compute the same iterates: every
-    # per-client draw is keyed by client index and reductions go through the network.
-    problem = toy()
-    perm = torch.tensor([2, 0, 3, 1])
-    alg_a = build(case, problem, LocalNetwork(problem.n))
-    alg_b = build(case, problem, PermutedNetwork(problem.n, perm))
-    sa, sb = alg_a.init(), alg_b.init()
-    for _ in range(5):
-        sa, sb = alg_a.step(sa), alg_b.step(sb)
-    xa, xb = alg_a.output(sa), alg_b.output(sb)
-    assert torch.equal(xa, xb), (xa - xb).abs().max()
-    assert torch.equal(alg_a.network.ledger.total("up"), alg_b.network.ledger.total("up"))
-    assert torch.equal(alg_a.network.ledger.total("down"), alg_b.network.ledger.total("down"))
-
-
-@pytest.mark.parametrize("case", sorted(c for c in CASES if c != "gd"))  # GD is deterministic
-def test_different_seeds_give_different_randomness(case):
-    # Negative control for the two tests above: the iterates do depend on the run seed when the
-    # method is randomised (so "identical" above is not vacuous).
-    problem = toy()
-    a, b = build(case, problem, seed=1), build(case, problem, seed=2)
-    sa, sb = a.init(), b.init()
-    for _ in range(4):
-        sa, sb = a.step(sa), b.step(sb)
-    assert not torch.equal(a.output(sa), b.output(sb))
+def test_state_is_explicit_pure_reloadable_and_keyed_by_client(case):
+    # builds: a frozen dataclass state; step_is_pure: a new state, its input untouched, frozen;
+    # save_reload: torch.save/torch.load (weights_only) then 4 more rounds give identical states;
+    # client_order: clients held in another order (PermutedNetwork) give identical iterates and
+    # ledgers; seed_is_used: other run seeds give other iterates (GD: the same), the negative
+    # control that makes "identical" above not vacuous.
+    check(case, steps=4, properties=STATE_PROPERTIES)

@@ -1,17 +1,12 @@
-"""Monte-Carlo helpers: z-scores with tolerances from the sample variance."""
+"""Monte-Carlo helpers: z-scores with tolerances from the sample variance (``commpress.testing``'s)."""
 
 from __future__ import annotations
 
 import torch
 
+from commpress.testing import zscore
 
-def zscore(samples: torch.Tensor, expected: float | torch.Tensor) -> torch.Tensor:
-    """(mean - expected) / standard error, along dim 0 (samples are i.i.d. over dim 0)."""
-    samples = samples.double()
-    T = samples.shape[0]
-    se = samples.std(dim=0, unbiased=True) / T**0.5
-    diff = samples.mean(dim=0) - torch.as_tensor(expected, dtype=torch.float64)
-    return diff / se.clamp_min(1e-300)
+__all__ = ["assert_mean", "seeds_stack", "zscore"]
 
 
 def assert_mean(samples: torch.Tensor, expected, z: float = 5.0) -> None:

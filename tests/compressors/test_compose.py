@@ -7,9 +7,12 @@ import commpress as cp
 from commpress.compressors.base import f32_up, padded_bits
 from commpress.compressors.compose import Compose
 from commpress.errors import ConfigError
+from commpress.testing import EXACT_PROPERTIES, check_compressor
 
-from ._nested_contract import check_contract
 from ._stats import assert_mean, zscore
+
+#: Batches of the exact contract checks of the configurations below.
+NESTED_SHAPES = [(6, 37), (1, 5), (4, 1), (9, 4)]
 
 
 def _iq_error(v):
@@ -117,4 +120,5 @@ def test_bad_parts_are_rejected(kwargs, match):
     ids=["iq-iq", "cq-permk", "qsgd-permk", "fcc-permk", "iq-iscc", "identity-permkcq"],
 )
 def test_contract_with_various_parts(outer, inner):
-    check_contract(cp.compressors.compose(outer, inner))
+    check_compressor(cp.compressors.compose(outer, inner), n=6, d=37, shapes=NESTED_SHAPES,
+                     properties=EXACT_PROPERTIES)

@@ -6,9 +6,12 @@ import torch
 import commpress as cp
 from commpress.compressors.fcc import FCC
 from commpress.errors import ConfigError
+from commpress.testing import EXACT_PROPERTIES, check_compressor
 
-from ._nested_contract import check_contract
 from ._stats import assert_mean, zscore
+
+#: Batches of the exact contract checks of the configurations below.
+NESTED_SHAPES = [(6, 37), (1, 5), (4, 1), (9, 4)]
 
 X0 = torch.tensor([0.3, -1.2, 0.8, 0.05, -0.4], dtype=torch.float64)
 
@@ -101,4 +104,5 @@ def test_bad_parameters_are_rejected(kwargs):
     ids=["iq", "cq", "permk", "iscc", "compose"],
 )
 def test_contract_with_various_inners(params):
-    check_contract(cp.compressors.make("fcc", **params))
+    check_compressor(cp.compressors.make("fcc", **params), n=6, d=37, shapes=NESTED_SHAPES,
+                     properties=EXACT_PROPERTIES)

@@ -7,9 +7,12 @@ import commpress as cp
 from commpress.compressors.base import f32_up
 from commpress.compressors.iscc import ISCC
 from commpress.errors import ConfigError
+from commpress.testing import EXACT_PROPERTIES, check_compressor
 
-from ._nested_contract import check_contract
 from ._stats import assert_mean, zscore
+
+#: Batches of the exact contract checks of the configurations below.
+NESTED_SHAPES = [(6, 37), (1, 5), (4, 1), (9, 4)]
 
 N, D, TAU = 4, 5, 2
 WEIGHTS = [1.0, 1.0, 2.0, 8.0]
@@ -127,4 +130,5 @@ def test_weights_of_the_wrong_length_are_rejected_at_call_time():
     ids=["iq", "cq", "fcc", "compose"],
 )
 def test_contract_with_various_inners(params):
-    check_contract(cp.compressors.make("iscc", **params))
+    check_compressor(cp.compressors.make("iscc", **params), n=6, d=37, shapes=NESTED_SHAPES,
+                     properties=EXACT_PROPERTIES)

@@ -9,8 +9,7 @@ import commpress as cp
 from commpress._rng import private_rand
 from commpress.errors import InputError, InputTypeError
 from commpress.network import LocalNetwork, NonFiniteError
-
-from tests.network._subset import PermutedNetwork
+from commpress.testing import PermutedNetwork
 
 COMPRESSORS = ["identity", "iq", "cq"]
 
