@@ -79,9 +79,10 @@ def run_distributed(
     Args:
         problem: a problem spec, rebuilt on every rank: a registered name,
             ``{"name": "quadratic", "params": {...}}`` or ``{"name": "quadratic", "n_clients": 8, ...}``.
-        algorithm, compressor, iterations, seed, stepsize, stepsize_multiplier, target, bits_budget,
-            downlink_compressor, record_every, **algorithm_params: as in :func:`commpress.simulate`
-            (compressors as names or ``{"name": ..., **params}``; ``x0`` may be a tensor).
+        algorithm: as in :func:`commpress.simulate`, and so are ``compressor``, ``iterations``,
+            ``seed``, ``stepsize``, ``stepsize_multiplier``, ``target``, ``bits_budget``,
+            ``downlink_compressor``, ``record_every`` and ``**algorithm_params`` (compressors as
+            names or ``{"name": ..., **params}``; ``x0`` may be a tensor).
         processes: number of processes (ranks); each holds a contiguous block of the clients.
         master_addr: address of the rendezvous (127.0.0.1: nothing listens beyond this machine).
         timeout: seconds after which a collective that a dead or hung rank never joins fails.

@@ -40,6 +40,7 @@ from commpress.distributed._session import DEFAULT_TIMEOUT, check_timeout
 from commpress.distributed._worker import RESULT, error_file, run_from_dict
 from commpress.errors import CommpressError, ConfigError, DistributedError
 
+#: How worker processes start: ``"spawn"`` (fresh interpreters) or ``"fork"`` (Linux, fast).
 START_METHODS = ("spawn", "fork")
 _POLL = 0.05
 

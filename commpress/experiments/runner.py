@@ -70,7 +70,7 @@ def _problem(blob: str):
 
 
 def simulate_run(spec: RunSpec) -> RunOutput:
-    """The default way to execute a run: :func:`commpress.simulate.simulate`."""
+    """The default way to execute a run: :func:`commpress.simulate`."""
     from commpress.simulate import simulate
 
     problem = _problem(json.dumps(spec.problem, sort_keys=True))

@@ -35,7 +35,7 @@ def weighted_marina_stepsize(L_minus: Any, L_plus_w: Any, L_pm_w: Any, A: Any, B
 
     .. math:: \gamma=\Big(L_-+\sqrt{\tfrac{1-p}{p}\big((A-B)L_{+,w}^2+B\,L_{\pm,w}^2\big)}\Big)^{-1}.
 
-    With :math:`w_i=1/n` it is :func:`~commpress.theory.marina.marina_stepsize`. **[recalled structure]**
+    With :math:`w_i=1/n` it is :func:`~commpress.theory.marina_stepsize`. **[recalled structure]**
     """
     return marina_stepsize(L_minus, L_plus_w, L_pm_w, A, B, p)
 

@@ -36,6 +36,8 @@ __all__ = [
     "neolithic_stepsize",
 ]
 
+#: The method names :func:`rate_terms` and :func:`rate` accept: the lower bounds (Thm 1-2),
+#: NEOLITHIC (Thm 3-4) and the baselines.
 RATE_METHODS = (
     "lower_unbiased",         # Thm 1 (Ω), unbiased U(ω), uni- and bidirectional
     "lower_contractive",      # Thm 2 (Ω), contractive B(δ)

@@ -26,7 +26,7 @@ import torch
 
 from commpress.errors import PayloadError
 
-#: Largest integer the codec accepts: keeps every codeword within 63 bits (|omega(2^32 - 1)| = 43).
+#: Largest integer the codec accepts: keeps every codeword within 63 bits (:math:`|\omega(2^{32} - 1)| = 43`).
 MAX_VALUE = (1 << 32) - 1
 
 

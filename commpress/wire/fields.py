@@ -7,11 +7,14 @@ from dataclasses import dataclass
 
 
 class Kind(enum.Enum):
+    """The kind of a field's entries: unsigned integers of 1..32 bits, float32 or float64."""
+
     UINT = "uint"
     F32 = "f32"
     F64 = "f64"
 
 
+#: The members of :class:`~commpress.wire.Kind`, by their short names.
 UINT, F32, F64 = Kind.UINT, Kind.F32, Kind.F64
 
 
