@@ -75,6 +75,8 @@ def blocks(text: str) -> list[Block]:
 def run_page(path: Path) -> int:
     """Run a page's blocks here (the current folder); returns the number of blocks run."""
     namespace: dict = {"__name__": "__tutorial__"}
+    # as in an interactive `python` started in this folder: modules the page saves are importable
+    sys.path.insert(0, os.getcwd())
     ran = 0
     for block in blocks(path.read_text(encoding="utf-8")):
         if block.skip:

@@ -239,3 +239,13 @@ def test_int8_keeps_zero_rows_and_the_dtype(Int8):
         X_hat, bits = C.apply(torch.zeros(3, 5, dtype=dtype), seed=0)
         assert X_hat.dtype == dtype and torch.equal(X_hat, torch.zeros(3, 5, dtype=dtype))
         assert bits.tolist() == [32 + 8 * 5] * 3
+
+
+def test_int8_passes_the_conformance_suite_and_uses_public_names_only(Int8):
+    from commpress.testing import check_compressor
+
+    report = check_compressor(Int8())  # raises ConformanceError naming each failed property
+    assert report.passed
+    source = (EXAMPLE / "commpress_int8" / "__init__.py").read_text()
+    # the plugin is written with commpress's public extension points: no private hook or module
+    assert "def _" not in source and "commpress._" not in source and "compressors.base" not in source

@@ -1,11 +1,11 @@
-"""commpress-int8: an 8-bit unbiased compressor, a commpress plugin (entry point ``int8``)."""
+"""commpress-int8: an 8-bit unbiased compressor, a commpress plugin (entry point ``int8``).
+
+Written with commpress's public extension points only (``commpress.compressors``).
+"""
 
 import torch
 
-from commpress import derive_seed
-from commpress.compressors import Compressor, CompressorTheory
-from commpress.compressors.base import f32_up, uniform_layout
-from commpress.wire import F32, UINT, Field
+from commpress.compressors import F32, UINT, Compressor, CompressorTheory, Field, f32_up, uniform_layout
 
 S = 255  # intervals: codes 0..255, grid -R + (2R/S) k
 
@@ -14,26 +14,25 @@ class Int8(Compressor):
     r"""Stochastic rounding of x to 256 points spaced 2R/255 on [-R, R], R = ‖x‖∞: unbiased, 8 bits a coordinate.
 
     Client i sends R (float32, rounded up) and code_j = ⌊u_j⌋ + 1{U_j < u_j - ⌊u_j⌋}, u_j = (x_j + R) / h,
-    h = 2R/s, s = 255, U_j uniform from (seed, "int8", i); the server decodes -R + h code_j.
+    h = 2R/s, s = 255, U_j uniform private to client i (``ctx.private_rand``); the server decodes -R + h code_j.
 
     Class: unbiased, ω = (1 + 2^-23)² d/s² ≈ d/65025: Var C(x)_j = h² t(1-t) ≤ h²/4 = R²/s², and
     R ≤ (1 + 2^-23) ‖x‖∞ ≤ (1 + 2^-23) ‖x‖. Nearly attained ((d-1)/s²) at x = e_1, whose zeros sit
     mid-cell. Payload per client: one float32 scale and d uint8 codes, 32 + 8d bits.
     """
 
-    def _layout(self, ctx, message):
+    def layout(self, ctx, message):
         return uniform_layout([Field("scale", F32, 32, 1), Field("codes", UINT, 8, ctx.d)], ctx.rows)
 
-    def _encode(self, X, ctx):
+    def encode_message(self, X, ctx):
         R = f32_up(X.abs().amax(dim=1, keepdim=True))
         h = R.to(X.dtype) * (2 / S)
         u = (X + R.to(X.dtype)).div_(torch.where(h > 0, h, 1.0)).clamp_(0, S)
-        U = torch.stack([torch.rand(ctx.d, dtype=X.dtype, generator=torch.Generator().manual_seed(
-            derive_seed(ctx.seed, "int8", i))) for i in ctx.clients.tolist()]).to(X.device)
+        U = ctx.private_rand("int8/round", dtype=X.dtype)
         low = u.floor().clamp_(max=S - 1)
         return {"scale": R, "codes": low.add_(U < u - low).to(torch.uint8)}
 
-    def _decode(self, message, ctx):
+    def decode_message(self, message, ctx):
         R = message["scale"].to(ctx.device, ctx.dtype)
         return message["codes"].to(ctx.device, ctx.dtype).mul_(R * (2 / S)).sub_(R)
 
