@@ -183,7 +183,7 @@ class Registry:
         return cls
 
     def describe(self, name: Any) -> str:
-        """The first paragraph of the class's own docstring, as plain text (:func:`summary`)."""
+        """The first paragraph of the class's own docstring, as plain text (this module's ``summary``)."""
         doc = self.get(name).__doc__  # not inherited: a plugin without one gets "", not its base's
         return summary(inspect.cleandoc(doc) if doc else None)
 

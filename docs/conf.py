@@ -66,17 +66,6 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(abc|argparse|collections\.abc|concurrent|dataclasses|datetime|enum|io|multiprocessing|os"
                r"|pathlib|socket|subprocess|threading|types|typing)\..*"),
 ]
-# References in docstrings of modules the documentation's authors may not edit, to names that are
-# not documented (reported to the modules' owners; delete an entry once it is fixed there).
-nitpick_ignore = [
-    ("py:func", "summary"),  # commpress/_registry.py, Registry.describe: a private helper
-    ("py:data", "FP32"),  # commpress/integrations/advise/_model.py, predict: private constants
-    ("py:data", "FP16"),
-    ("py:class", "Method"),  # commpress/experiments/_methods.py: methods() -> list[Method], private
-    ("py:func", "read_npz"),  # commpress/datasets/_arrays.py, save_npz: not public
-    ("py:attr", "SlowLink.delay"),  # commpress/integrations/netns.py: a dataclass field, undocumented
-    ("py:func", "new_tag"),  # commpress/integrations/netns.py, commands: not public
-]
 
 # -- MyST ----------------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

@@ -102,7 +102,7 @@ def check_arrays(
 
 
 def save_npz(path: str | Path, A: Any, b: Any) -> Path:
-    """Write ``(A, b)`` to ``path`` in the layout :func:`read_npz` reads (dense ``A``, or the CSR
+    """Write ``(A, b)`` to ``path`` in the layout :func:`load` reads (dense ``A``, or the CSR
     parts of a sparse one); the arrays are checked first (:func:`check_arrays`). Returns the path."""
     A, b = check_arrays(A, b, "save_npz")
     path = Path(path).expanduser()

@@ -5,13 +5,14 @@
 >>> print(result.table)
 """
 
-from commpress.experiments.config import Config, check, load_config, methods
+from commpress.experiments.config import Config, Method, check, load_config, methods
 from commpress.experiments.plots import plot_dirs, plot_sweep
 from commpress.experiments.runner import RunOutput, SweepResult, run, simulate_run
 from commpress.experiments.sweep import RunSpec, expand
 
 __all__ = [
     "Config",
+    "Method",
     "RunOutput",
     "RunSpec",
     "SweepResult",

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Method:
-    """One method of a sweep: algorithm, compressor, parameters; ``label`` names it in tables and plots."""
+    """One method of a sweep (what :func:`methods` returns): algorithm, compressor, parameters;
+    ``label`` names it in tables and plots, ``key`` is a hash of :meth:`identity`
+    (a method listed twice runs once)."""
 
     algorithm: str
     compressor: dict[str, Any] | None
@@ -25,6 +27,7 @@ class Method:
     key: str = field(default="")
 
     def identity(self) -> dict[str, Any]:
+        """What makes two methods the same run: algorithm, compressor, parameters, downlink compressor."""
         return {"algorithm": self.algorithm, "compressor": self.compressor, "params": self.params,
                 "downlink_compressor": self.downlink_compressor}
 

@@ -10,7 +10,7 @@ Two ranks share one veth pair; more ranks meet at a bridge in a hub namespace. T
 (``10.213.0.x``) exist only inside the namespaces, so traffic never leaves the machine. Every
 rank's outgoing traffic is shaped with ``tc qdisc add dev cpsl0 root netem [delay DELAY] rate
 RATE limit 100000``; where the kernel has no netem, with ``tbf rate RATE burst BURST latency
-100ms`` (rate only: no delay is added, and :attr:`SlowLink.delay` is None).
+100ms`` (rate only: no delay is added, and ``SlowLink.delay`` is None).
 
 The commands are built by a pure function, :func:`commands` (argv lists, no shell), and run by
 :func:`slow_link`, which deletes every namespace it created on the way out: on an exception, on
@@ -130,7 +130,7 @@ def commands(rate: str = "100mbit", delay: str | None = None, burst: str = "32kb
         burst: tbf's bucket size (``32kb``), used with ``qdisc="tbf"`` only.
         world: ranks, one namespace each (>= 2); more than 2 adds a hub namespace with a bridge.
         qdisc: ``"netem"`` or ``"tbf"`` (rate only: ``delay`` is not applied).
-        tag: the names' prefix; None for a fresh one (:func:`new_tag`), so names are unique per call.
+        tag: the names' prefix; None for a fresh one (``new_tag()``), so names are unique per call.
     """
     if not isinstance(rate, str) or not _RATE.fullmatch(rate):
         raise ConfigError(f"slow link rate must be a number and a tc bit rate unit (bit, kbit, mbit, gbit, tbit, "

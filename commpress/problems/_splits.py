@@ -24,6 +24,9 @@ import torch
 from commpress._rng import shared_generator
 from commpress.errors import ConfigError
 
+#: The ways to split a data set's rows across clients (``split=`` of the problems): ``"contiguous"``
+#: (consecutive blocks in file order), ``"shuffled"`` (a seeded permutation first), ``"label_skew"``
+#: (sorted by label first: each client sees one label, or two at a boundary).
 SPLITS = ("contiguous", "shuffled", "label_skew")
 
 

@@ -38,8 +38,8 @@ class LeastSquares(LinearModel):
         data: ``(A, b)``, ``A`` ``(m, d)`` features and ``b`` ``(m,)`` targets, instead of
             ``dataset`` (NumPy, SciPy sparse or torch; Python only; as
             :class:`~commpress.problems.logreg.LogReg`).
-        n_clients, split, n_features, dim, samples_per_client, heterogeneity, noise, seed, start,
-        dtype: as :class:`~commpress.problems.logreg.LogReg`.
+        n_clients, split, n_features, dim, samples_per_client, heterogeneity, noise, seed, start, dtype:
+            as :class:`~commpress.problems.logreg.LogReg`.
         l2: :math:`\lambda_2 \ge 0`, default 0.
 
     References:

@@ -31,12 +31,12 @@ class NonconvexLogReg(_Logistic):
     :math:`f \ge 0` is a valid lower bound).
 
     Args:
-        dataset, data, n_clients, split, n_features, dim, samples_per_client, heterogeneity, noise,
-        seed, start, dtype: as :class:`~commpress.problems.logreg.LogReg` (``data=(A, b)``: your
-        arrays, binary labels mapped to ±1, smaller -> -1). The CQ paper's runs:
-        ``dataset`` in a9a / madelon / splice, ``n_clients`` 264 / 4 / 16, ``split="contiguous"``.
+        dataset, data, n_clients, split, n_features, dim, samples_per_client, heterogeneity, noise, seed, start, dtype:
+            as :class:`~commpress.problems.logreg.LogReg` (``data=(A, b)``: your arrays, binary
+            labels mapped to ±1, smaller -> -1). The CQ paper's runs: ``dataset`` in a9a / madelon /
+            splice, ``n_clients`` 264 / 4 / 16, ``split="contiguous"``.
         reg: λ >= 0, default 0.1 — the EF21 papers' value; the CQ paper's λ is **not recovered**
-        (Panferov et al. 2024, Sec. 4.2), so CQ reproductions inherit it and must say so.
+            (Panferov et al. 2024, Sec. 4.2), so CQ reproductions inherit it and must say so.
     """
 
     def __init__(

@@ -83,7 +83,7 @@ How to add a reproduction
                          unmeasurable="neither reached the target" if won is None else "")]
 
    ``results`` is a :class:`Results`: ``results.panel(name)`` -> :class:`Panel` (its ``summary``,
-   ``constants()`` with L_-, L_+, L_±, and ``method(label)`` -> :class:`MethodResult` at the
+   ``constants()`` with ``L_-``, ``L_+``, ``L_±``, and ``method(label)`` -> :class:`MethodResult` at the
    multiplier selected by medians over seeds: ``bits_spread()`` and ``final_spread()`` (one number
    per seed; ``.median`` decides, ``.lo``–``.hi`` is shown), ``bits_to_target``, ``bits_to(level)``,
    ``value_at(bits)``, ``final`` (means), ``multiplier``, ``p``, ``runs``), ``results.params`` (the

@@ -48,11 +48,38 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _fit_heading(fig, heading: str, fontsize: float) -> str:
+    """``heading`` with every line that is wider than the figure wrapped at spaces to fit it."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    room = 0.92 * fig.bbox.width
+
+    def width(text: str) -> float:
+        probe = fig.text(0, 0, text, fontsize=fontsize)
+        try:
+            return probe.get_window_extent(renderer).width
+        finally:
+            probe.remove()
+
+    lines = []
+    for line in heading.split("\n"):
+        chars = len(line)
+        pieces = [line]
+        while chars > 10 and max(map(width, pieces)) > room:
+            chars -= max(1, chars // 20)
+            pieces = textwrap.wrap(line, chars, break_long_words=False)
+        lines += pieces
+    return "\n".join(lines)
+
+
 def finish_figure(fig, results, path: Path, heading: str, fontsize: int = 10) -> Path:
-    """Title the figure (marked ``[--quick]`` for quick runs), lay it out, write it atomically, close it."""
+    """Title the figure (marked ``[--quick]`` for quick runs; lines too wide for the figure wrapped),
+    lay it out, write it atomically, close it."""
     import matplotlib.pyplot as plt
 
-    fig.suptitle(heading + ("  [--quick]" if results.quick else ""), fontsize=fontsize)
+    heading = _fit_heading(fig, heading + ("  [--quick]" if results.quick else ""), fontsize)
+    fig.suptitle(heading, fontsize=fontsize)
     fig.tight_layout()
     out = _save(fig, path)
     plt.close(fig)

@@ -221,7 +221,7 @@ class Panel:
         return self._problem
 
     def constants(self) -> dict[str, Any]:
-        """Smoothness constants of the panel's problem (L_-, L_+, L_±, L_AM, L_QM, exact?)."""
+        """Smoothness constants of the panel's problem (``L_-``, ``L_+``, ``L_±``, ``L_AM``, ``L_QM``, exact?)."""
         sm = self.problem().smoothness()
         L_pm = float(sm.L_pm) if float(sm.L_pm) > 1e-12 * float(sm.L_plus) else 0.0  # round-off of an exact 0
         return {"L_minus": float(sm.L_minus), "L_plus": float(sm.L_plus), "L_pm": L_pm,

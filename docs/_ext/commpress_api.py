@@ -77,28 +77,11 @@ EXTRAS: dict[str, list[tuple[str, str, str, str]]] = {
 #: owners, as (object, text, replacement) on the docstring as autodoc reads it (dedented, lines
 #: joined by newlines): the replacement is made in the rendered docstring only (the module is not
 #: touched). An entry whose text is gone (fixed upstream, or changed) does nothing: delete it.
-DOCSTRING_PATCHES: list[tuple[str, str, str]] = [
-    # reST reads "L_-" as a hyperlink reference to a target "L" that does not exist.
-    ("commpress.reproductions", "L_-, L_+, L_±", "``L_-``, ``L_+``, ``L_±``"),
-    ("commpress.reproductions.Panel.constants", "L_-, L_+, L_±", "``L_-``, ``L_+``, ``L_±``"),
-    # Google style: an entry of Args is one line up to its colon; continuation lines are indented.
-    ("commpress.problems.least_squares.LeastSquares", "seed, start,\n    dtype: as", "seed, start, dtype: as"),
-    ("commpress.problems.nonconvex_logreg.NonconvexLogReg",
-     "noise,\n    seed, start, dtype: as :class:`~commpress.problems.logreg.LogReg` (``data=(A, b)``: your\n"
-     "    arrays, binary labels mapped to ±1, smaller -> -1). The CQ paper's runs:\n    ``dataset`` in",
-     "noise, seed, start, dtype: as :class:`~commpress.problems.logreg.LogReg` (``data=(A, b)``: your\n"
-     "        arrays, binary labels mapped to ±1, smaller -> -1). The CQ paper's runs:\n        ``dataset`` in"),
-    ("commpress.problems.nonconvex_logreg.NonconvexLogReg",
-     "**not recovered**\n    (Panferov", "**not recovered**\n        (Panferov"),
-]
+DOCSTRING_PATCHES: list[tuple[str, str, str]] = []
 
 #: Public data without a ``#:`` comment in a module the documentation's authors may not edit
 #: (reported to its owner): the text shown until the comment exists there.
-DATA_DOCS: dict[str, str] = {
-    "commpress.problems.SPLITS": "The ways to split a data set across clients (``split=`` of the problems).",
-    "commpress.compressors.Message": "A message: field name -> the ``(rows, count)`` tensor of the numbers "
-                                     "sent (what ``encode_message`` returns, ``decode_message`` takes).",
-}
+DATA_DOCS: dict[str, str] = {}
 
 
 @dataclass

@@ -129,8 +129,8 @@ def _step_seconds(c: Candidate, comm: float, compute: Compute) -> float:
 def predict(candidates: Sequence[Candidate], *, link: Link, processes: int, compute: Compute, d: int) -> list[Prediction]:
     """The predicted step time of every candidate, in the given order.
 
-    ``candidates`` must contain the fp32 reference (named :data:`FP32`); the fp16 reference
-    (:data:`FP16`) is optional. ``d`` is the number of gradient coordinates (for bits/coordinate).
+    ``candidates`` must contain the fp32 reference (named ``"fp32 all-reduce"``); the fp16 reference
+    (``"fp16 hook"``) is optional. ``d`` is the number of gradient coordinates (for bits/coordinate).
     """
     names = [c.name for c in candidates]
     if FP32 not in names:
