@@ -145,8 +145,9 @@ def pytest_generate_tests(metafunc):
 
 
 def test_tutorial_runs(page: Path, tmp_path: Path):
+    # examples/plugin on the path: as after `pip install -e examples/plugin`, which the pages show
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        [str(ROOT), str(ROOT / "examples" / "plugin"), *filter(None, [os.environ.get("PYTHONPATH")])]))
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), str(page)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
