@@ -39,6 +39,7 @@ from commpress._rng import SEED_LIMIT, private_rand, shared_generator
 from commpress.errors import ConfigError, InputError, InputTypeError, NonFiniteError, PayloadError
 from commpress.wire import Field, payload_bytes, pack_rows, unpack_rows
 
+#: A message: field name -> the ``(rows, count)`` tensor of the numbers sent (what ``encode_message`` returns).
 Message = dict[str, torch.Tensor]
 #: A layout: groups of rows that share one field list, as (fields, row indices).
 Layout = list[tuple[list[Field], torch.Tensor]]
