@@ -6,6 +6,13 @@ seed each call) and times it; also times the local work alone (encode of this ra
 decode of all rows, no collective) and the plain all-reduce of the same bucket. Reports rank 0's
 median over ``--repeat`` calls and the payload bytes per rank.
 
+Overlap: DDP calls a hook and goes on with the backward pass until it needs the bucket. The
+``+compute`` column times ``fut = hook(...)``, then as much computation (matrix products) as the
+hook alone takes, then ``fut.wait()``; ``hidden`` is the share of the hook's time that the
+computation covered, ``(hook + compute - together) / hook``: about 0 for a hook that returns a
+completed future, up to 1 when its collective and decoding run entirely behind the computation.
+(On gloo the decoding runs on the process group's thread, so it needs a free core to hide.)
+
     python benchmarks/ddp_hooks.py [--names cq,qsgd,sign] [--sizes 65536,1048576] [--repeat 10]
 """
 
@@ -53,6 +60,18 @@ def _median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def _compute(iterations: int) -> None:
+    """Stand-in for the rest of the backward pass: ``iterations`` 128x128 matrix products."""
+    a = torch.full((128, 128), 1e-3)
+    for _ in range(iterations):
+        a = a @ a
+
+
+def _iterations_for(seconds: float, repeat: int) -> int:
+    per = _median_time(lambda: _compute(50), repeat) / 50
+    return max(1, round(seconds / per))
+
+
 def _worker(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
@@ -70,7 +89,8 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
             floor = _median_time(allreduce, args.repeat)
             if rank == 0:
                 print(f"\nd = {d}, {world} ranks: plain all-reduce {floor * 1e3:.2f} ms, {4 * d:,} bytes per rank")
-                print(f"{'compressor':<20} {'hook ms':>9} {'/allreduce':>10} {'local ms':>9} {'payload B':>11} {'fp32/payload':>12}")
+                print(f"{'compressor':<20} {'hook ms':>9} {'/allreduce':>10} {'local ms':>9} {'payload B':>11} "
+                      f"{'fp32/payload':>12} {'+compute ms':>11} {'hidden':>6}")
             for name in names:
                 try:
                     state = cpddp.CompressionHookState(name, warmup_steps=2)
@@ -96,9 +116,22 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace) -> None:
 
                 t_local = _median_time(local, args.repeat) if not C.summable else float("nan")
                 payload = state.traffic.last_payload_bytes
+                # the same amount of computation on every rank: rank 0's calibration, shared
+                n_iter = torch.tensor([_iterations_for(t_hook, args.repeat)])
+                dist.broadcast(n_iter, 0)
+                n_iter = int(n_iter)
+                t_compute = _median_time(lambda: _compute(n_iter), args.repeat)
+
+                def overlapped() -> None:
+                    fut = cpddp.compressed_allreduce_hook(state, _Bucket(x.clone()))
+                    _compute(n_iter)
+                    fut.wait()
+
+                t_both = _median_time(overlapped, args.repeat)
+                hidden = (t_hook + t_compute - t_both) / t_hook
                 if rank == 0:
                     print(f"{name:<20} {t_hook * 1e3:9.2f} {t_hook / floor:9.1f}x {t_local * 1e3:9.2f} "
-                          f"{payload:11,d} {4 * d / max(payload, 1):11.1f}x")
+                          f"{payload:11,d} {4 * d / max(payload, 1):11.1f}x {t_both * 1e3:11.2f} {hidden:6.2f}")
     finally:
         dist.destroy_process_group()
 

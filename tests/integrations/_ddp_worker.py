@@ -6,6 +6,7 @@ test process checks them against references it computes itself.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import warnings
@@ -207,10 +208,10 @@ def scenario_failure(rank: int) -> dict:
         if rank == 1:
             grad[3] = float("nan")
         try:
-            cpddp.compressed_allreduce_hook(state, FakeBucket(0, grad, last=True))
+            cpddp.compressed_allreduce_hook(state, FakeBucket(0, grad, last=True)).wait()
             result[name] = "no error"
-        except Exception as err:  # noqa: BLE001 - the class is the result
-            result[name] = type(err).__name__
+        except Exception as err:  # noqa: BLE001 - the class and message are the result
+            result[name] = f"{type(err).__name__}: {err}"
     return result
 
 
@@ -259,4 +260,8 @@ def worker(rank: int, store: str, out_dir: str) -> None:
         }
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
+        # DDP models in reference cycles keep the process group alive past destroy_process_group;
+        # gloo would then free its last works (and the hooks' Python callbacks) during interpreter
+        # shutdown, which can abort the process (SIGABRT). Collect them while Python is alive.
+        gc.collect()
         dist.destroy_process_group()
