@@ -1,4 +1,4 @@
-"""Keyed randomness: every random draw is a pure function of (seed, tag, client).
+"""Keyed randomness: every random draw is a pure function of (seed, tag, client, coordinate).
 
 The rule (commpress's design choice, documented here as its specification):
 
@@ -26,32 +26,75 @@ types (the round 1 and the string "1"), hash differently. Different tuples give 
 0..255 x rounds 0..4095 x roles), and the streams they key are statistically independent
 (tested on MARINA's coins, with the old rule as negative control).
 
-**Streams.** A stream is identified by (seed, tag, c) with ``c = -1`` for the shared stream of
-the round and ``c = i`` for client ``i``'s private stream. The key is
+**Stream keys.** A stream (seed, tag, c), ``c = -1`` for the shared stream of the round and
+``c = i`` for client ``i``'s private stream, has the 64-bit key
 
-    k = SM(SM(SM(seed) xor FNV1a64(tag)) xor (c + 1))        (all arithmetic mod 2^64)
+    K(seed, tag, c) = SM(SM(SM(seed) xor FNV1a64(tag)) xor (c + 1))        (all arithmetic mod 2^64)
 
-with SM the splitmix64 finaliser (Steele, Lea, Flood, "Fast splittable pseudorandom number
-generators", OOPSLA 2014). Shared draws (permutations, shifts, coins) come from a CPU
-``torch.Generator`` seeded with ``k mod 2^63`` (or :func:`shared_integers`, NumPy's PCG64 seeded
-with the same key). Draws are made on the CPU and moved to the device afterwards (CUDA
-generators give other numbers, which would break simulator == distributed equality).
+with SM the splitmix64 function ``SM(x) = mix(x + G)``, ``G = 0x9E3779B97F4A7C15`` (the golden
+gamma) and ``mix`` Stafford's "Mix13" finaliser (``z ^= z >> 30; z *= 0xBF58476D1CE4E5B9;
+z ^= z >> 27; z *= 0x94D049BB133111EB; z ^= z >> 31``, logical shifts).
 
-Private draws for a *batch* of clients (:func:`private_rand`, :func:`private_words`) are rows of
-one matrix read from the counter-like PCG64 stream (seed, tag, -2): row ``i`` is the block of
-words ``[i W, (i + 1) W)``. Row ``i`` is a pure function of (seed, tag, shape, i), never of ``n``
-or of the position of a client in the batch, so any process computes exactly its own clients'
-draws. The full batch is one vectorised draw (no Python loop over clients), and a process
-holding a contiguous block of clients jumps to its block (``PCG64.advance``, O(log)) and draws
-only its rows.
+**Counter-based words.** Word ``j >= 0`` of a stream with key K is
+
+    word(K, j) = SM(K + j G) = mix(K + (j + 1) G)                            (mod 2^64)
+
+that is, output ``j`` of the SplitMix64 generator seeded with K (Steele, Lea, Flood, "Fast
+splittable pseudorandom number generators", OOPSLA 2014; Vigna's ``splitmix64.c``; Java's
+``SplittableRandom``): a Weyl sequence with the golden gamma, each term hashed by Mix13.
+SplitMix64 passes TestU01's BigCrush (as reported by Steele et al.). The gamma matters: Mix13
+applied to a unit-step counter, ``mix(j)``, fails PractRand early (Evensen, "On mixing functions
+in fast splittable PRNGs", 2018; Maiga, "Tuning Murmur3", 2020), which is why the counter is
+``(j + 1) G``, the sequence that was tested. Two rows with keys K, K' reuse each other's words only if
+``(K' - K) G^-1 mod 2^64`` is below their length: probability ``<= 2 W / 2^64`` per pair of rows
+of W words, since the keys are themselves SM hashes.
+
+The words are computed by torch integer operations on the tensor's own device (int64, which
+wraps mod 2^64 on every device; a logical right shift is ``(z >> k) & (2^(64-k) - 1)``), so a
+draw is identical bit for bit on CPU and CUDA, and any block of rows and columns is computed
+without the others: there is no stream to advance.
+
+**Private draws** (:func:`private_words`, :func:`private_rand`): client i's row is the word
+sequence of key ``K(seed, tag, i)``. Coordinate j of client i is a pure function of
+(seed, tag, i, j) -- not of ``n``, of the shape, of the other rows or of where the client sits in
+the batch -- so any process computes exactly its own clients' draws, contiguous or not:
+
+- words: ``word(K_i, j)`` as int64 (the bits of the unsigned word);
+- float64: ``(word(K_i, j) >> 11) 2^-53`` (the 53 top bits);
+- float32: the 32-bit half h of ``word(K_i, j // 2)`` -- the low half for even j, the high half
+  for odd j -- gives ``(h >> 8) 2^-24`` (its 24 top bits); float16 and bfloat16 are converted
+  from it and kept below 1.
+
+**Shared draws.** :func:`shared_words` is the word sequence of ``K(seed, tag, -1)``;
+:func:`shared_integers` reads lanes of it (definition there). Permutations, coins and Gaussian
+matrices still come from a CPU ``torch.Generator`` seeded with ``K(seed, tag, c) mod 2^63``
+(:func:`generator`, :func:`shared_generator`, :func:`private_randn`) and are moved to the device
+afterwards: CUDA generators give other numbers, and a permutation by sorting random keys, or a
+Gaussian by ``log``/``cos``, would depend on each device's tie-breaking and libm, so those draws
+are made where they are the same for everybody (they are O(n + d), or test-sized).
+
+**Speed** (``benchmarks/rng.py``: (16, 2^20) values, one thread, CPU time on this project's
+loaded 2-core VM, ranges over runs). Eager torch makes the words in cache-sized tiles
+(:data:`_BLOCK_WORDS`) with in-place operations: 2.3-2.8 ns per float32 value, 4.5-5.8 ns per
+float64 value (the NumPy PCG64 draw this replaced: 2.9-3.6 and 2.9-4.0 ns). ``COMMPRESS_COMPILE=1``
+(or :func:`set_compile`) runs the same arithmetic as one ``torch.compile`` kernel per kind:
+1.0-2.0 and 1.2-1.4 ns, tested equal bit for bit; its first call in a process compiles (5 s
+with inductor's on-disk cache warm, 18 s cold, then 0.2-2 s for each further kind).
+Philox4x32-10 (Salmon et al., SC 2011), the other candidate, written in the same int64 torch
+arithmetic costs 15 / 24 ns eager and 5 / 8 ns compiled (ten rounds of two 32x32 -> 64-bit
+products per four 32-bit outputs, against Mix13's two products per 64 bits): SplitMix64 is 4-6x
+cheaper for a statistical quality (BigCrush) that suffices here.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 
-import numpy as np
 import torch
+
+from commpress._malloc import empty as _empty
 
 _MASK64 = (1 << 64) - 1
 SEED_LIMIT = 1 << 63
@@ -72,9 +115,9 @@ def _fnv1a64(tag: str) -> int:
 
 
 def stream_key(seed: int, tag: str, client: int = -1) -> int:
-    """The 63-bit generator seed of stream (seed, tag, client); client -1 is the shared stream."""
-    k = _splitmix64(_splitmix64(_splitmix64(int(seed) & _MASK64) ^ _fnv1a64(tag)) ^ ((client + 1) & _MASK64))
-    return k % SEED_LIMIT
+    """``K(seed, tag, client) mod 2^63``: the seed of the stream's CPU ``torch.Generator``; client -1
+    is the shared stream (module docstring)."""
+    return _key(seed, tag, client) % SEED_LIMIT
 
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -104,7 +147,7 @@ def derive_seed(seed: int, *parts: int | str) -> int:
 
 
 def generator(seed: int, tag: str, client: int = -1) -> torch.Generator:
-    """A CPU generator for stream (seed, tag, client)."""
+    """A CPU ``torch.Generator`` for stream (seed, tag, client), seeded with ``K(seed, tag, client) mod 2^63``."""
     g = torch.Generator(device="cpu")
     g.manual_seed(stream_key(seed, tag, client))
     return g
@@ -115,64 +158,222 @@ def shared_generator(seed: int, tag: str) -> torch.Generator:
     return generator(seed, tag, -1)
 
 
-def _pcg64(seed: int, tag: str, client: int, skip: int = 0) -> np.random.PCG64:
-    """A PCG64 bit generator for stream (seed, tag, client), advanced by ``skip`` 64-bit words."""
-    bits = np.random.PCG64(stream_key(seed, tag, client))
-    if skip:
-        bits.advance(skip)
-    return bits
+# --------------------------------------------------------------------------- the counter-based words
+def _s64(x: int) -> int:
+    """A 64-bit pattern as the signed int64 torch stores."""
+    x &= _MASK64
+    return x - (1 << 64) if x >> 63 else x
 
 
-def _row_runs(clients: torch.Tensor) -> list[tuple[int, int]]:
-    """``clients`` as runs ``(first, count)`` of consecutive indices, in their order."""
-    c = clients.reshape(-1).tolist()
-    runs: list[tuple[int, int]] = []
-    for i in c:
-        if runs and i == runs[-1][0] + runs[-1][1]:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((i, 1))
-    return runs
+_GAMMA_S = _s64(_GOLDEN)
+_MIX_STEPS = ((30, _s64(0xBF58476D1CE4E5B9)), (27, _s64(0x94D049BB133111EB)), (31, None))
+_LOW_BITS = {shift: (1 << (64 - shift)) - 1 for shift, _ in _MIX_STEPS}  # logical shift = arithmetic & mask
+_MASK53 = (1 << 53) - 1
 
 
-def _private_block(seed: int, tag: str, n: int, clients: torch.Tensor | None, words: int, draw) -> np.ndarray:
-    """Rows of the private matrix of stream (seed, tag): row i occupies words ``[i W, (i + 1) W)``.
+def _mix(z: torch.Tensor) -> torch.Tensor:
+    """Mix13 of every int64 entry (a new tensor)."""
+    for shift, mult in _MIX_STEPS:
+        z = z ^ ((z >> shift) & _LOW_BITS[shift])
+        if mult is not None:
+            z = z * mult
+    return z
 
-    ``draw(bit_generator, rows)`` returns ``(rows, ...)`` values from the next ``rows * W`` words.
-    A batch of consecutive clients costs one draw after one O(log) jump (``PCG64.advance``); a
-    batch with more than :data:`_MAX_RUNS` runs draws the rows from its smallest to its largest
-    client once and selects.
+
+def _mix_(z: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """Mix13 in place on ``z``, with ``scratch`` (same shape) as the only temporary."""
+    for shift, mult in _MIX_STEPS:
+        torch.bitwise_right_shift(z, shift, out=scratch)
+        scratch.bitwise_and_(_LOW_BITS[shift])
+        z.bitwise_xor_(scratch)
+        if mult is not None:
+            z.mul_(mult)
+    return z
+
+
+def _key(seed: int, tag: str, client: int) -> int:
+    """``K(seed, tag, client)``, the 64-bit key of a stream (module docstring)."""
+    return _splitmix64(_splitmix64(_splitmix64(int(seed) & _MASK64) ^ _fnv1a64(tag)) ^ ((client + 1) & _MASK64))
+
+
+def _row_keys(seed: int, tag: str, n: int, clients: torch.Tensor | None) -> torch.Tensor:
+    """``K(seed, tag, i)`` for every row's client i (all of 0..n-1 when ``clients`` is None): int64, CPU."""
+    base = _splitmix64(_splitmix64(int(seed) & _MASK64) ^ _fnv1a64(tag))
+    idx = torch.arange(n, dtype=torch.int64) if clients is None else clients.reshape(-1).to("cpu", torch.int64)
+    return _mix(((idx + 1) ^ _s64(base)) + _GAMMA_S)
+
+
+def _words_at(key: int, counters: torch.Tensor) -> torch.Tensor:
+    """``word(key, j)`` for an int64 tensor of counters j (any shape, on its device)."""
+    return _mix(counters.add(1).mul_(_GAMMA_S).add_(_s64(key)))
+
+
+#: Words per tile on devices whose caches reward tiling: eager torch makes one pass over a tile
+#: per operation, so a tile should stay in cache while ~17 operations run over it, and be large
+#: enough that the ~17 Python calls per tile cost little (measured best at 2^17 on one thread of
+#: this project's VM: 2.4 ns per float32 value at 2^17, 2.6 at 2^16, 3.0 at 2^15); a compiled kernel
+#: fuses the passes, and its tiles only keep its intermediates small (reused, not page-faulted).
+#: Other device types draw a call's words in one tile (one kernel per operation).
+_BLOCK_WORDS: dict[str, int] = {"cpu": 1 << 17}
+_COMPILED_BLOCK_WORDS: dict[str, int] = {"cpu": 1 << 18}
+
+
+def _tiles(rows: int, W: int, block: int | None) -> list[tuple[int, int, int, int]]:
+    """``(r0, r1, c0, c1)`` tiles of a ``(rows, W)`` word matrix: one row and <= ``block`` columns,
+    or whole rows (everything at once when ``block`` is None)."""
+    if rows == 0 or W == 0:
+        return []
+    if block is None or rows * W <= block:
+        return [(0, rows, 0, W)]
+    if W >= block:
+        return [(r, r + 1, c0, min(W, c0 + block)) for r in range(rows) for c0 in range(0, W, block)]
+    R = block // W
+    return [(r0, min(rows, r0 + R), 0, W) for r0 in range(0, rows, R)]
+
+
+def _target(out: torch.Tensor, kind: str, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+    """The part of ``out`` that words ``[c0, c1)`` of rows ``[r0, r1)`` produce."""
+    if kind == "f32":
+        return out[r0:r1, 2 * c0 : min(2 * c1, out.shape[1])]
+    return out[r0:r1, c0:c1]
+
+
+def _eager_tile(z: torch.Tensor, scratch: torch.Tensor, target: torch.Tensor, kind: str) -> None:
+    """Mix the counters ``z`` (int64, ``(R, w)``, overwritten) into ``target`` (module docstring)."""
+    _mix_(z, scratch)
+    if kind == "f64":
+        z.bitwise_right_shift_(11).bitwise_and_(_MASK53)
+        target.copy_(z)
+        target.mul_(2.0**-53)
+    elif kind == "f32":
+        h = z.view(torch.int32)  # (R, 2w): low half of each word first (little-endian)
+        h.bitwise_right_shift_(8).bitwise_and_(0xFFFFFF)
+        target.copy_(h[:, : target.shape[1]])
+        target.mul_(2.0**-24)
+
+
+def _fill(keys: torch.Tensor, W: int, out: torch.Tensor, kind: str) -> torch.Tensor:
+    """Write the draws of the rows keyed by ``keys`` (CPU int64) into ``out`` and return it.
+
+    ``kind``: ``"words"`` (out ``(rows, W)`` int64), ``"f64"`` (out ``(rows, W)`` float64) or
+    ``"f32"`` (out ``(rows, m)`` float32, ``W = ceil(m / 2)``). Compiled or eager: the same bits.
     """
-    if clients is None:
-        return draw(_pcg64(seed, tag, -2), n)
-    runs = _row_runs(clients)
-    if not runs:
-        return draw(_pcg64(seed, tag, -2), 0)
-    if len(runs) <= _MAX_RUNS:
-        parts = [draw(_pcg64(seed, tag, -2, first * words), count) for first, count in runs]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-    idx = clients.reshape(-1).numpy()
-    first = int(idx.min())
-    block = draw(_pcg64(seed, tag, -2, first * words), int(idx.max()) - first + 1)
-    return block[idx - first]
+    global _compile
+    if _compile:
+        try:
+            return _fill_tiles(keys, W, out, kind, _compiled_kernel(kind))
+        except Exception as err:  # noqa: BLE001 -- any compiler failure: the eager path gives the same bits
+            _compile = False
+            warnings.warn(f"commpress: compiled random draws unavailable ({type(err).__name__}: {err}); "
+                          "drawing with eager torch instead (same values).", RuntimeWarning, stacklevel=3)
+    return _fill_tiles(keys, W, out, kind, None)
 
 
-#: A private draw for a batch of at most this many runs of consecutive clients jumps to each run.
-_MAX_RUNS = 4
-_F32_SCALE = np.float32(2.0**-24)
+def _fill_tiles(keys: torch.Tensor, W: int, out: torch.Tensor, kind: str, kernel) -> torch.Tensor:
+    device, rows = out.device, keys.numel()
+    blocks = _BLOCK_WORDS if kernel is None else _COMPILED_BLOCK_WORDS
+    tiles = _tiles(rows, W, blocks.get(device.type))
+    if not tiles:
+        return out
+    width = max(c1 - c0 for _, _, c0, c1 in tiles)
+    size = max((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles)
+    steps = torch.arange(1, width + 1, dtype=torch.int64, device=device).mul_(_GAMMA_S).unsqueeze(0)  # (c + 1) G
+    if kernel is None:
+        scratch = torch.empty(size, dtype=torch.int64, device=device)
+        z_buf = None if kind == "words" else torch.empty(size, dtype=torch.int64, device=device)
+    host_keys: list[int] | None = None
+    dev_keys: torch.Tensor | None = None
+    for r0, r1, c0, c1 in tiles:
+        R, w = r1 - r0, c1 - c0
+        target = _target(out, kind, r0, r1, c0, c1)
+        if R == 1:  # word(K, c) = mix((K + c0 G) + (c - c0 + 1) G)
+            if host_keys is None:
+                host_keys = keys.tolist()
+            key: int | torch.Tensor = _s64(host_keys[r0] + c0 * _GOLDEN)
+        else:  # whole rows: c0 == 0
+            if dev_keys is None:
+                dev_keys = keys.to(device)
+            key = dev_keys[r0:r1].unsqueeze(1)
+        if kernel is not None:
+            if isinstance(key, int):
+                key = torch.full((1, 1), key, dtype=torch.int64, device=device)
+            kernel(key, steps[:, :w], target)
+            continue
+        z = target if z_buf is None else z_buf[: R * w].view(R, w)
+        torch.add(steps[:, :w], key, out=z)
+        _eager_tile(z, scratch[: R * w].view(R, w), target, kind)
+    return out
 
 
-def private_words(seed: int, tag: str, n: int, words: int, clients: torch.Tensor | None) -> torch.Tensor:
-    """Full-range 64-bit random words, row i = client i's ``words`` private words: ``(rows, words)`` int64.
+# --------------------------------------------------------------------------- the compiled path
+# The counters come in as a tensor (``steps``), never as ``arange(...) * G`` inside the kernel:
+# inductor's C++ is built without -fwrapv, and a wrapping product that it folds into a loop-index
+# expression is undefined behaviour (tried while building this: heap corruption). Products of
+# loaded values go through at::vec intrinsics, which wrap; the bit-identity test guards the rest.
+def _kernel_words(keys: torch.Tensor, steps: torch.Tensor, out: torch.Tensor) -> None:
+    out.copy_(_mix(keys + steps))
 
-    Row i is words ``[i W, (i + 1) W)`` of the PCG64 stream (seed, tag, -2) (W = ``words``): a pure
-    function of (seed, tag, W, i), whatever ``n`` and whichever other rows are drawn.
+
+def _kernel_f64(keys: torch.Tensor, steps: torch.Tensor, out: torch.Tensor) -> None:
+    z = _mix(keys + steps)
+    out.copy_(((z >> 11) & _MASK53).to(torch.float64) * 2.0**-53)
+
+
+def _kernel_f32(keys: torch.Tensor, steps: torch.Tensor, out: torch.Tensor) -> None:
+    h = _mix(keys + steps).view(torch.int32)
+    out.copy_((((h >> 8) & 0xFFFFFF).to(torch.float32) * 2.0**-24)[:, : out.shape[1]])
+
+
+_KERNELS = {"words": _kernel_words, "f64": _kernel_f64, "f32": _kernel_f32}
+_compiled: dict[str, object] = {}
+_compile = os.environ.get("COMMPRESS_COMPILE", "0") == "1"
+
+
+def _compiled_kernel(kind: str):
+    kernel = _compiled.get(kind)
+    if kernel is None:
+        kernel = _compiled[kind] = torch.compile(_KERNELS[kind], dynamic=True, fullgraph=True)
+    return kernel
+
+
+def set_compile(enabled: bool) -> bool:
+    """Draw through ``torch.compile``d kernels (True) or eager torch (False); returns the old setting.
+
+    The default is ``COMMPRESS_COMPILE`` (``1``: compiled; unset or ``0``: eager). Both give the
+    same bits (tested). A compiled kernel fuses the ~14 integer operations per word into one pass
+    (1.0-2.0 ns per float32 and 1.2-1.4 ns per float64 value on one CPU thread, against 2.3-2.8
+    and 4.5-5.8 ns eager) and costs 5-18 s to compile on its first call in a process. Worth it
+    for long float64 runs on the CPU; off by default so that short runs, tests and every
+    distributed worker skip the compile. If compiling fails (no C++ compiler, an unsupported
+    device), draws fall back to eager torch with a warning and the setting turns off.
     """
-    def draw(bits: np.random.PCG64, rows: int) -> np.ndarray:
-        return bits.random_raw(rows * words).reshape(rows, words)
+    global _compile
+    old, _compile = _compile, bool(enabled)
+    return old
 
-    out = _private_block(seed, tag, n, clients, words, draw)
-    return torch.from_numpy(np.ascontiguousarray(out).view(np.int64))
+
+def _device(device: torch.device | str | None) -> torch.device:
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
+# --------------------------------------------------------------------------- public draws
+def private_words(seed: int, tag: str, n: int, words: int, clients: torch.Tensor | None,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """Full-range 64-bit random words, row i = client i's first ``words`` private words: ``(rows, words)`` int64.
+
+    Entry (i, j) is ``word(K(seed, tag, i), j)`` (module docstring): a pure function of
+    (seed, tag, i, j), computed on ``device`` for the rows asked only (``clients``, or 0..n-1).
+    """
+    keys = _row_keys(seed, tag, n, clients)
+    out = _empty((keys.numel(), int(words)), torch.int64, _device(device))
+    return _fill(keys, int(words), out, "words")
+
+
+def shared_words(seed: int, tag: str, words: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The first ``words`` words of the shared stream (seed, tag, -1): ``(words,)`` int64 on ``device``."""
+    keys = torch.tensor([_s64(_key(seed, tag, -1))], dtype=torch.int64)
+    out = _empty((1, int(words)), torch.int64, _device(device))
+    return _fill(keys, int(words), out, "words")[0]
 
 
 def private_rand(
@@ -182,108 +383,156 @@ def private_rand(
     shape: tuple[int, ...],
     clients: torch.Tensor | None,
     dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Uniform [0, 1) draws, row i = client i's private draws of the round.
 
-    Returns ``(len(clients), *shape)`` (or ``(n, *shape)`` when ``clients`` is None), on the CPU.
+    Returns ``(len(clients), *shape)`` (or ``(n, *shape)`` when ``clients`` is None) on ``device``
+    (default: the CPU). Value j of row i (row-major over ``shape``) is, with ``K = K(seed, tag, i)``:
 
-    Definition (``m = prod(shape)`` values per row, from the PCG64 stream (seed, tag, -2); row i
-    is a pure function of (seed, tag, shape, dtype, i)):
+    - float64: ``(word(K, j) >> 11) 2^-53``;
+    - float32: ``(h >> 8) 2^-24``, h the low (j even) or high (j odd) 32-bit half of ``word(K, j // 2)``;
+    - float16 / bfloat16: the float32 value converted, kept below 1.
 
-    - float64: row i is words ``[i m, (i + 1) m)``, each word w giving ``(w >> 11) 2^-53``
-      (53 random bits: NumPy's ``Generator.random``);
-    - float32 (and lower precisions, converted from it and kept below 1): row i is words
-      ``[i W, (i + 1) W)``, ``W = ceil(m / 2)``, each word giving two 32-bit halves (low half
-      first) and each half h giving ``(h >> 8) 2^-24``.
-
-    A process holding a contiguous block of clients draws only its rows (one jump ahead in the
-    stream, O(log)), not the whole ``(n, m)`` matrix. Measured: 2.2 ns per float64 and
-    1.5 ns per float32 value on one core, against 4-7 and 4.5 ns for ``torch.rand``.
+    A pure function of (seed, tag, i, j, dtype) -- see the module docstring for ``word`` and the
+    measured speed.
     """
+    device = _device(device)
     m = math.prod(shape)
+    keys = _row_keys(seed, tag, n, clients)
+    rows = keys.numel()
     if dtype == torch.float64:
-        def draw(bits: np.random.PCG64, rows: int) -> np.ndarray:
-            return np.random.Generator(bits).random(rows * m).reshape(rows, m)
-
-        out = torch.from_numpy(_private_block(seed, tag, n, clients, m, draw))
+        out = _fill(keys, m, _empty((rows, m), torch.float64, device), "f64")
     else:
         if not dtype.is_floating_point:
-            raise TypeError(f"private_rand draws floating uniforms; got dtype {dtype}.")
-        words = (m + 1) // 2
-
-        def draw(bits: np.random.PCG64, rows: int) -> np.ndarray:
-            halves = bits.random_raw(rows * words).view(np.uint32).reshape(rows, 2 * words)
-            if 2 * words != m:
-                halves = halves[:, :m]
-            return (halves >> np.uint32(8)).astype(np.float32) * _F32_SCALE
-
-        out = torch.from_numpy(_private_block(seed, tag, n, clients, words, draw))
+            raise TypeError(f"private_rand draws floating uniforms; got dtype {dtype}. "
+                            "Use private_words for integers.")
+        out = _fill(keys, (m + 1) // 2, _empty((rows, m), torch.float32, device), "f32")
         if dtype != torch.float32:
             below_one = 1.0 - torch.finfo(dtype).eps / 2
             out = out.to(dtype).clamp_(max=below_one)
-    return out.reshape(out.shape[0], *shape)
+    return out.reshape(rows, *shape)
 
 
-def shared_integers(seed: int, tag: str, high: int, size: int) -> torch.Tensor:
-    """``size`` integers uniform on {0..high-1} from the shared stream (seed, tag, -1), in the
-    smallest integer dtype that holds them.
+def private_randn(seed: int, tag: str, n: int, shape: tuple[int, ...], clients: torch.Tensor | None,
+                  dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Standard Gaussians, row i = client i's: ``(rows, *shape)`` on the CPU (move them yourself).
 
-    ``high`` a power of two up to 2^16: the low bits of 8- or 16-bit lanes of the stream's 64-bit
-    words (exact; 0.5 ns per value on one core). Otherwise NumPy's ``Generator.integers`` on the
-    PCG64 stream (Lemire's method, exact; 1.5 ns per value, against 2.6 ns for ``torch.randint``).
+    Row i is ``torch.randn(shape, generator=generator(seed, tag, i), dtype=dtype)``: a pure function
+    of (seed, tag, shape, i) drawn for the rows asked only. On the CPU because Gaussians from
+    ``log`` and ``cos`` would differ in the last bit between devices' math libraries; it serves
+    test-sized draws (Haar rotations, Gaussian sketches).
+    """
+    idx = range(n) if clients is None else clients.reshape(-1).tolist()
+    rows = [torch.randn(tuple(shape), generator=generator(seed, tag, int(i)), dtype=dtype) for i in idx]
+    return torch.stack(rows) if rows else torch.empty((0, *shape), dtype=dtype)
+
+
+_LEMIRE_RETRY = 1 << 40  # attempt a of a rejected value reads the stream from word a * 2^40 on
+
+
+def shared_integers(seed: int, tag: str, high: int, size: int,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """``size`` integers uniform on {0..high-1} from the shared stream (seed, tag, -1), exactly, in the
+    smallest integer dtype that holds them, on ``device``.
+
+    Definition, with ``w_j = word(K(seed, tag, -1), j)`` (module docstring) read as little-endian
+    lanes:
+
+    - ``high`` a power of two up to 2^32: value j is lane j of 8 bits (high <= 2^8), 16 bits
+      (<= 2^16) or 32 bits, masked to its low ``log2(high)`` bits;
+    - otherwise, up to 2^32: Lemire's multiply-shift on 32-bit lane j, x: ``m = x high``, value
+      ``m >> 32``, rejected when ``m mod 2^32 < 2^32 mod high``; a rejected value j is drawn again
+      from lane j of the words from ``a 2^40`` on (attempt a = 1, 2, ...), which no draw reaches;
+    - above 2^32: the top ``ceil(log2 high)`` bits of word j, rejected when ``>= high``, with the
+      same retries.
     """
     if high < 1:
         raise ValueError(f"shared_integers needs high >= 1; got {high}.")
-    kind = np.int8 if high <= 2**7 else np.int16 if high <= 2**15 else np.int32 if high <= 2**31 else np.int64
-    bits = _pcg64(seed, tag, -1)
-    if high & (high - 1) == 0 and high <= 2**16:
-        lane = np.uint8 if high <= 2**8 else np.uint16
-        per_word = 8 // np.dtype(lane).itemsize
-        lanes = bits.random_raw(-(-size // per_word)).view(lane)[:size]
-        return torch.from_numpy((lanes & lane(high - 1)).astype(kind, copy=False))
-    return torch.from_numpy(np.random.Generator(bits).integers(0, high, size, dtype=kind))
+    device = _device(device)
+    kind = (torch.int8 if high <= 2**7 else torch.int16 if high <= 2**15
+            else torch.int32 if high <= 2**31 else torch.int64)
+    key = _key(seed, tag, -1)
+    if high & (high - 1) == 0 and high <= 2**32:
+        lane = torch.uint8 if high <= 2**8 else torch.int16 if high <= 2**16 else torch.int32
+        per_word = 8 // lane.itemsize
+        lanes = shared_words(seed, tag, -(-size // per_word), device).view(lane)[:size]
+        if lane != torch.uint8:
+            lanes = lanes.to(torch.int64)
+        return (lanes & (high - 1)).to(kind)
+    lemire = high <= 2**32
+    bits = (high - 1).bit_length()
+    counters = torch.arange(size, dtype=torch.int64, device=device)
+    out = torch.empty(size, dtype=torch.int64, device=device)
+    attempt = 0
+    while counters.numel():
+        offset = attempt * _LEMIRE_RETRY
+        if lemire:
+            if attempt == 0:
+                x = shared_words(seed, tag, (size + 1) // 2, device).view(torch.int32)[:size].to(torch.int64)
+            else:
+                w = _words_at(key, torch.div(counters, 2, rounding_mode="floor") + offset)
+                x = torch.where(counters % 2 == 0, w, w >> 32)
+            prod = (x & 0xFFFFFFFF) * high  # < 2^64: as int64 it may wrap, the masks below read it unsigned
+            value = (prod >> 32) & 0xFFFFFFFF
+            accept = (prod & 0xFFFFFFFF) >= (2**32 % high)
+        else:
+            w = _words_at(key, counters + offset)
+            value = (w >> (64 - bits)) & ((1 << bits) - 1)
+            accept = value < high
+        if bool(accept.all()):
+            out[counters] = value
+            break
+        out[counters[accept]] = value[accept]
+        counters = counters[~accept]
+        attempt += 1
+    return out.to(kind)
 
 
 def private_randperm_topk(
-    seed: int, tag: str, n: int, d: int, k: int, clients: torch.Tensor | None
+    seed: int, tag: str, n: int, d: int, k: int, clients: torch.Tensor | None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """For each client a uniformly random k-subset of range(d), sorted: ``(rows, k)`` int64.
+    """For each client a uniformly random k-subset of range(d), sorted: ``(rows, k)`` int64 on ``device``.
 
     The subset of :func:`private_subset_mask` as sorted index lists.
     """
-    mask = private_subset_mask(seed, tag, n, d, k, clients)
+    mask = private_subset_mask(seed, tag, n, d, k, clients, device)
     rows = mask.shape[0]
     flat = torch.nonzero(mask.view(-1), as_tuple=True)[0]  # row-major: each row's k positions, ascending
-    return flat.view(rows, k) - (torch.arange(rows) * d).unsqueeze(1)
+    return flat.view(rows, k) - (torch.arange(rows, device=mask.device) * d).unsqueeze(1)
 
 
 def private_subset_mask(
-    seed: int, tag: str, n: int, d: int, k: int, clients: torch.Tensor | None
+    seed: int, tag: str, n: int, d: int, k: int, clients: torch.Tensor | None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """For each client a uniformly random k-subset of range(d) as a ``(rows, d)`` bool mask (k True per row).
 
     Definition (a pure function of (seed, tag, d, k, client)): client i's ``ceil(d/2)`` private
-    64-bit words (:func:`private_words`) are read as int32 keys, its first d keys; the subset is the k smallest
-    keys, ties broken by the lower index (``k == d``: everything, nothing drawn). Exactly uniform
-    up to ties: the total-variation distance to the uniform k-subset is at most the chance that
-    another key equals the k-th smallest, below ``d / 2^32`` (2.4e-4 at d = 2^20). (float32
-    uniforms, with 2^24 values, would make that d / 2^24.)
+    64-bit words (:func:`private_words`) are read as int32 keys (little-endian halves: key 2t is
+    the low half of word t), its first d keys; the subset is the k smallest keys, ties broken by
+    the lower index (``k == d``: everything, nothing drawn). Exactly uniform up to ties: the
+    total-variation distance to the uniform k-subset is at most the chance that another key
+    equals the k-th smallest, below ``d / 2^32`` (2.4e-4 at d = 2^20). (float32 uniforms, with
+    2^24 values, would make that d / 2^24.)
 
-    Computation (same result as sorting each row). Measured on one loaded core against
+    Computation (same result as sorting each row), on ``device``. Measured on one loaded core against
     ``torch.rand`` of the same shape, k = d/10, mask / sorted indices: (16, 2^20) 1.0-1.5x /
     1.3-1.9x, (256, 4096) 2.1-2.6x / 2.8-3.2x; the former ``torch.rand`` + ``topk`` + ``sort``
-    took 3-5x / 4-6x, ``argsort`` 14x+. The keys are 2 per 64-bit generator call (0.6-0.9x); a
-    window ``[lo, hi)`` of key values holding the k-th smallest key with high probability (its
-    expected rank +- (4 sigma + 4)) is cut out, the keys below ``lo`` are counted (bool row sums
-    through a 64-bit lane trick: torch's integer reductions are ~50x slower than float ones on
-    CPU), the wanted rank among each row's few window keys (with their indices) is found by one
-    ``kthvalue`` over all rows, and the window keys up to it join the keys below ``lo``. A row whose k-th key falls outside its window (about 6e-5 per row), and every
-    row when d < 256, is done by an exact ``topk`` over (key, index).
+    took 3-5x / 4-6x, ``argsort`` 14x+. A window ``[lo, hi)`` of key values holding the k-th
+    smallest key with high probability (its expected rank +- (4 sigma + 4)) is cut out, the keys
+    below ``lo`` are counted (bool row sums through a 64-bit lane trick: torch's integer
+    reductions are ~50x slower than float ones on CPU), the wanted rank among each row's few
+    window keys (with their indices) is found by one ``kthvalue`` over all rows, and the window
+    keys up to it join the keys below ``lo``. A row whose k-th key falls outside its window (about
+    6e-5 per row), and every row when d < 256, is done by an exact ``topk`` over (key, index).
     """
+    device = _device(device)
     if k >= d:
         rows = n if clients is None else int(clients.numel())
-        return torch.ones(rows, d, dtype=torch.bool)
-    keys = private_words(seed, tag, n, (d + 1) // 2, clients).view(torch.int32)
+        return torch.ones(rows, d, dtype=torch.bool, device=device)
+    keys = private_words(seed, tag, n, (d + 1) // 2, clients, device).view(torch.int32)
     return _smallest_keys_mask(keys if keys.shape[1] == d else keys[:, :d], k)
 
 
@@ -295,9 +544,9 @@ _WINDOW_SIGMAS = 4.0  # a row's k-th key misses its window with probability ~6e-
 def _exact_smallest(keys: torch.Tensor, k: int) -> torch.Tensor:
     """Mask of the k smallest (key, index) pairs of every row, by topk over combined int64 keys."""
     rows, d = keys.shape
-    combined = (keys.to(torch.int64) << 32) | torch.arange(d, dtype=torch.int64)
+    combined = (keys.to(torch.int64) << 32) | torch.arange(d, dtype=torch.int64, device=keys.device)
     idx = torch.topk(combined, k, dim=1, largest=False, sorted=False).indices
-    return torch.zeros(rows, d, dtype=torch.bool).scatter_(1, idx, True)
+    return torch.zeros(rows, d, dtype=torch.bool, device=keys.device).scatter_(1, idx, True)
 
 
 def row_counts(mask: torch.Tensor) -> torch.Tensor:
@@ -362,13 +611,14 @@ def _smallest_keys_mask(keys: torch.Tensor, k: int) -> torch.Tensor:
         top = int(need_c.max())
         shift = top - need_c
         slots = max(int((shift + count).max()), top)
-        table = torch.where(torch.arange(slots).unsqueeze(0) < shift.unsqueeze(1),
-                            torch.tensor(-_INT64_MAX - 1), torch.tensor(_INT64_MAX))
+        dev = keys.device
+        table = torch.where(torch.arange(slots, device=dev).unsqueeze(0) < shift.unsqueeze(1),
+                            torch.tensor(-_INT64_MAX - 1, device=dev), torch.tensor(_INT64_MAX, device=dev))
         offset = shift - (torch.cumsum(count, 0) - count)  # slot of entry e of row r: e - start_r + shift_r
-        table[r_idx, torch.arange(flat.numel()) + offset[r_idx]] = combined
+        table[r_idx, torch.arange(flat.numel(), device=dev) + offset[r_idx]] = combined
         kth = table.kthvalue(top, dim=1).values
         # the window keys up to the k-th pair (key, index) join the keys below lo: k per ok row
-        threshold = torch.where(ok, kth, torch.tensor(-_INT64_MAX - 1))
+        threshold = torch.where(ok, kth, torch.tensor(-_INT64_MAX - 1, device=dev))
         mask.view(-1)[flat] = combined <= threshold[r_idx]  # window entries are False so far
     if not bool(ok.all()):
         bad = (~ok).nonzero().flatten()

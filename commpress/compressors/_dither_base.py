@@ -190,7 +190,7 @@ class NormDither(Compressor):
         y = self._blockwise(A, N_safe, torch.Tensor.div_)  # y <= 1 (|x| <= N, monotone division)
         k, t = self._split(y)
         u = private_rand(ctx.seed, f"{self.name}/u", ctx.n, (ctx.d,), None if ctx.is_full else ctx.clients,
-                         dtype=X.dtype).to(X.device)
+                         dtype=X.dtype, device=X.device)
         up = u < t
         level = up.view(torch.uint8) if k is None else k.add_(up)
         return {"norm": header, "sign": X < 0, "level": level}

@@ -7,17 +7,17 @@ Randomized Hadamard: pad x with zeros to :math:`d' = 2^{\lceil\log_2 d\rceil}`, 
 
 with Rademacher signs :math:`\varepsilon`. The signs come from random 64-bit words: client i's
 coordinate m takes bit ``m % 64`` (least significant first) of word ``m // 64`` of its row,
-bit 1 meaning :math:`\varepsilon_m = -1`. The words are one ``(n, ceil(d'/64))`` int64 matrix drawn with
-``Tensor.random_`` (full 64-bit range) from the private stream ``(seed, tag, -2)`` (row i =
-client i, see :func:`commpress._rng.private_rand`), or one row from the shared stream
-``(seed, tag, -1)`` when the rotation is shared. 64 signs per generator call make the draw
-~50x cheaper than one uniform per coordinate. (Bytes of a word are read little-endian, as on
-every platform torch supports.)
+bit 1 meaning :math:`\varepsilon_m = -1`. Client i's words are its first ``ceil(d'/64)`` private
+words (:func:`commpress._rng.private_words`, counter-based, computed on the data's device for
+the rows asked only), or the shared words of the round (:func:`commpress._rng.shared_words`)
+when the rotation is shared. 64 signs per word make the draw ~50x cheaper than one uniform per
+coordinate. (Bytes of a word are read little-endian, as on every platform torch supports.)
 
 Haar (``rotation="haar"``, no padding, :math:`O(d^3)` per client, for tests and small d): Q is the
 Q factor of a standard Gaussian ``(d, d)`` matrix with the signs of R's diagonal moved into Q
-(the Haar measure on O(d), Mezzadri 2007); the Gaussians are one ``(n, d, d)`` float64 draw
-(``torch.randn``, row-major) from the same streams. :math:`R(x) = Qx`, :math:`R^{-1}(y) = Q^\top y`.
+(the Haar measure on O(d), Mezzadri 2007); client i's Gaussians are
+:func:`commpress._rng.private_randn` (a CPU generator of its own stream, row-major), the shared
+matrix ``torch.randn`` on the shared stream. :math:`R(x) = Qx`, :math:`R^{-1}(y) = Q^\top y`.
 
 :class:`Rotation` applies either to a batch with as few fresh (rows, d') tensors as possible:
 the Hadamard path skips the :math:`1/\sqrt{d'}` passes (callers fold the gain into their scalars)
@@ -31,10 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-from commpress._rng import generator
+from commpress._rng import generator, private_randn, private_words, shared_words
 from commpress.compressors._hadamard import fwht
-
-_PRIVATE = -2  # stream index of per-client matrices, as in commpress._rng.private_rand
 
 
 def padded_dim(d: int) -> int:
@@ -52,12 +50,13 @@ def _sign_table(dtype: torch.dtype) -> torch.Tensor:
 _TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
 
-def _sign_words(seed: int, tag: str, n: int, size: int, clients: torch.Tensor | None, shared: bool) -> torch.Tensor:
+def _sign_words(seed: int, tag: str, n: int, size: int, clients: torch.Tensor | None, shared: bool,
+                device: torch.device | str) -> torch.Tensor:
     """The random 64-bit words behind the signs: ``(rows, ceil(size/64))`` int64 (one row if shared)."""
     words_per_row = -(-size // 64)
-    g = generator(seed, tag, -1 if shared else _PRIVATE)
-    words = torch.empty(1 if shared else n, words_per_row, dtype=torch.int64).random_(-(2**63), None, generator=g)
-    return words if shared or clients is None else words[clients]
+    if shared:
+        return shared_words(seed, tag, words_per_row, device).unsqueeze(0)
+    return private_words(seed, tag, n, words_per_row, clients, device)
 
 
 def rademacher(seed: int, tag: str, n: int, size: int, clients: torch.Tensor | None, *, shared: bool,
@@ -66,7 +65,7 @@ def rademacher(seed: int, tag: str, n: int, size: int, clients: torch.Tensor | N
 
     ``out``: an optional contiguous ``(rows, size)`` tensor to write into (saves an allocation).
     """
-    words = _sign_words(seed, tag, n, size, clients, shared).to(device)
+    words = _sign_words(seed, tag, n, size, clients, shared, device)
     device = words.device
     table = _TABLES.get((dtype, device))
     if table is None:
@@ -82,10 +81,10 @@ def rademacher(seed: int, tag: str, n: int, size: int, clients: torch.Tensor | N
 
 def haar(seed: int, tag: str, n: int, d: int, clients: torch.Tensor | None, *, shared: bool) -> torch.Tensor:
     """Haar-distributed orthogonal matrices ``(rows, d, d)`` (``(1, d, d)`` if shared), float64, CPU."""
-    count = 1 if shared else n
-    G = torch.randn(count, d, d, generator=generator(seed, tag, -1 if shared else _PRIVATE), dtype=torch.float64)
-    if not shared and clients is not None:
-        G = G[clients]
+    if shared:
+        G = torch.randn(1, d, d, generator=generator(seed, tag, -1), dtype=torch.float64)
+    else:
+        G = private_randn(seed, tag, n, (d, d), clients)
     # One QR per matrix, each on its own (aligned) copy: LAPACK's rounding depends on the memory
     # alignment of its input, so a batched call would give a client other bits in another batch.
     Q, R = (torch.stack(parts) for parts in zip(*(torch.linalg.qr(g.clone()) for g in G)))

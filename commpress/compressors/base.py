@@ -84,8 +84,8 @@ class Context:
         ``tag`` of your own (e.g. ``"int8/round"``) per purpose.
         """
         shape = (self.d,) if shape is None else tuple(int(s) for s in shape)
-        draws = private_rand(self.seed, tag, self.n, shape, None if self.is_full else self.clients, dtype=dtype)
-        return draws.to(self.device)
+        return private_rand(self.seed, tag, self.n, shape, None if self.is_full else self.clients, dtype=dtype,
+                            device=self.device)
 
     def shared_generator(self, tag: str) -> torch.Generator:
         """A CPU ``torch.Generator`` for the round's shared stream ``(seed, tag)``: the same draws on

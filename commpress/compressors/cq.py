@@ -11,19 +11,22 @@ from commpress.compressors.registry import register
 
 
 def correlated_thresholds(
-    seed: int, n: int, d: int, rows: torch.Tensor | None, dtype: torch.dtype, tag: str = "cq"
+    seed: int, n: int, d: int, rows: torch.Tensor | None, dtype: torch.dtype, tag: str = "cq",
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     r"""CQ's thresholds :math:`U_{ij} = ((\sigma_i + h_j) \bmod n + \gamma_{ij}) / n` for the given rows.
 
     Draw order: :math:`\sigma` = ``randperm(n)`` on the shared stream ``tag + "/sigma"``;
     :math:`h` = :func:`~commpress._rng.shared_integers` ``(n, d)`` on ``tag + "/shift"``; :math:`\gamma` = the private (n, d)
     uniform matrix of ``tag + "/gamma"``. Computed as ``frac((gamma + sigma_i + h_j) / n)``,
-    which equals the formula because :math:`\sigma_i + h_j + \gamma_{ij} < 2n`.
+    which equals the formula because :math:`\sigma_i + h_j + \gamma_{ij} < 2n`. On ``device``
+    (default: the CPU): :math:`h` and :math:`\gamma` are drawn there, :math:`\sigma` (O(n)) on the
+    CPU and moved.
     """
-    sigma = torch.randperm(n, generator=shared_generator(seed, f"{tag}/sigma")).to(dtype)
-    shift = shared_integers(seed, f"{tag}/shift", n, d).to(dtype)
-    gamma = private_rand(seed, f"{tag}/gamma", n, (d,), rows, dtype=dtype)
-    sig = sigma if rows is None else sigma[rows]
+    sigma = torch.randperm(n, generator=shared_generator(seed, f"{tag}/sigma")).to(device=device, dtype=dtype)
+    shift = shared_integers(seed, f"{tag}/shift", n, d, device).to(dtype)
+    gamma = private_rand(seed, f"{tag}/gamma", n, (d,), rows, dtype=dtype, device=device)
+    sig = sigma if rows is None else sigma[rows.to(sigma.device)]
     return stratified_thresholds_(gamma, sig, shift.unsqueeze(0), n)
 
 
@@ -84,7 +87,8 @@ class CQ(RangeQuantizer):
     correlated = True
 
     def _thresholds(self, ctx: Context) -> torch.Tensor:
-        return correlated_thresholds(ctx.seed, ctx.n, ctx.d, None if ctx.is_full else ctx.clients, ctx.dtype)
+        return correlated_thresholds(ctx.seed, ctx.n, ctx.d, None if ctx.is_full else ctx.clients, ctx.dtype,
+                                     device=ctx.device)
 
     def theory(self, n: int, d: int) -> CompressorTheory:
         s2 = self.levels**2

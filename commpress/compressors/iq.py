@@ -38,7 +38,8 @@ class IQ(RangeQuantizer):
     """
 
     def _thresholds(self, ctx: Context) -> torch.Tensor:
-        return private_rand(ctx.seed, "iq/u", ctx.n, (ctx.d,), None if ctx.is_full else ctx.clients, dtype=ctx.dtype)
+        return private_rand(ctx.seed, "iq/u", ctx.n, (ctx.d,), None if ctx.is_full else ctx.clients, dtype=ctx.dtype,
+                            device=ctx.device)
 
     def theory(self, n: int, d: int) -> CompressorTheory:
         return self._base_theory(n, d, "unbiased", {"A_paper": d / (4 * n * self.levels**2), "independent": True})

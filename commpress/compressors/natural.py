@@ -59,7 +59,7 @@ class Natural(Compressor):
         else:
             code, t = _pow2.split(A.mul_(2.0 ** -_MIN_EXP), 0)  # exact scaling: the boundary moves to 1
         u = private_rand(ctx.seed, "natural/u", ctx.n, (ctx.d,), None if ctx.is_full else ctx.clients,
-                         dtype=X.dtype).to(X.device)
+                         dtype=X.dtype, device=X.device)
         code.add_(u < t)
         return {"sign": X < 0, "exponent": code}
 

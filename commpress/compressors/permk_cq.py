@@ -123,12 +123,13 @@ class PermKCQ(Compressor):
     def _thresholds(self, ctx: Context, plan: dict[str, torch.Tensor]) -> torch.Tensor:
         n, d, b = ctx.n, ctx.d, self._b(ctx.n, ctx.d)
         L = math.lcm(-(-n // b), n // b)
-        h = shared_integers(ctx.seed, "permk+cq/shift", L, d).long()
-        shifts_g = torch.remainder(h[plan["idx_g"]], group_sizes(n, b).unsqueeze(1)).to(ctx.dtype)  # (b, kmax)
+        dev = ctx.device
+        h = shared_integers(ctx.seed, "permk+cq/shift", L, d).long()  # indexed by the CPU plan
+        shifts_g = torch.remainder(h[plan["idx_g"]], group_sizes(n, b).unsqueeze(1)).to(device=dev, dtype=ctx.dtype)
         gamma = private_rand(ctx.seed, "permk+cq/gamma", n, (plan["idx_g"].shape[1],),
-                             None if ctx.is_full else ctx.clients, dtype=ctx.dtype)
-        return stratified_thresholds_(gamma, plan["rank"].to(ctx.dtype), shifts_g.index_select(0, plan["group"]),
-                                      plan["q"].unsqueeze(1))
+                             None if ctx.is_full else ctx.clients, dtype=ctx.dtype, device=dev)
+        return stratified_thresholds_(gamma, plan["rank"].to(device=dev, dtype=ctx.dtype),
+                                      shifts_g.index_select(0, plan["group"].to(dev)), plan["q"].unsqueeze(1).to(dev))
 
     def _pad_mask(self, plan: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """(rows, kmax) True at padding entries, or None when every block is full."""

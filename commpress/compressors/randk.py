@@ -63,7 +63,7 @@ class RandK(Compressor):
 
     # ------------------------------------------------------------------ support
     def _indices(self, ctx: Context) -> torch.Tensor:
-        """The kept coordinates of every row, ascending: ``(rows, k)`` int64 on the CPU.
+        """The kept coordinates of every row, ascending: ``(rows, k)`` int64 on ``ctx.device``.
 
         Shared by the hooks of one call (encode, layout, decode see the same ``ctx`` object), so
         ``apply`` draws the subset once.
@@ -72,13 +72,13 @@ class RandK(Compressor):
         if cached is not None and cached[0] is ctx:
             return cached[1]
         idx = private_randperm_topk(ctx.seed, "randk/subset", ctx.n, ctx.d, self.k_for(ctx.d),
-                                    None if ctx.is_full else ctx.clients)
+                                    None if ctx.is_full else ctx.clients, ctx.device)
         self._index_cache = (ctx, idx)
         return idx
 
     def _mask(self, ctx: Context) -> torch.Tensor:
         idx = self._indices(ctx)
-        return torch.zeros(ctx.rows, ctx.d, dtype=torch.bool).scatter_(1, idx, True)
+        return torch.zeros(ctx.rows, ctx.d, dtype=torch.bool, device=idx.device).scatter_(1, idx, True)
 
     def _scale(self, d: int) -> float:
         return d / self.k_for(d) if self.scaled else 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from commpress._rng import generator
+from commpress._rng import generator, private_randn
 from commpress.compressors._checks import check_choice, check_float_bits
 from commpress.compressors._sparse import check_bool, check_k_for_d, check_k_params, resolve_k
 from commpress.compressors.base import Compressor, CompressorTheory, Context, Layout, Message, padded_bits, uniform_layout
@@ -78,8 +78,7 @@ class Sketch(Compressor):
         k = self.k_for(ctx.d)
         if self.shared:
             return torch.randn(1, ctx.d, k, generator=generator(ctx.seed, "sketch/S", -1), dtype=torch.float64)
-        S = torch.randn(ctx.n, ctx.d, k, generator=generator(ctx.seed, "sketch/S", -2), dtype=torch.float64)
-        return S if ctx.is_full else S[ctx.clients]
+        return private_randn(ctx.seed, "sketch/S", ctx.n, (ctx.d, k), None if ctx.is_full else ctx.clients)
 
     # ------------------------------------------------------------------ hooks
     def _check_shape(self, ctx: Context) -> None:

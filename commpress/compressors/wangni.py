@@ -197,7 +197,7 @@ class Wangni(Compressor):
         rows, d = X.shape
         p = self.probabilities(X).to(X.device)
         u = private_rand(ctx.seed, "wangni/u", ctx.n, (d,), None if ctx.is_full else ctx.clients,
-                         dtype=torch.float64).to(X.device)
+                         dtype=torch.float64, device=X.device)
         mask = u < p
         del u
         flat = torch.nonzero(mask.view(-1), as_tuple=True)[0]  # kept entries, row-major

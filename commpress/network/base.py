@@ -104,9 +104,12 @@ class Network(ABC):
         """Maximum over all n clients of per-client rows ``(rows, ...)``: shape ``(...)``."""
 
     # ------------------------------------------------------------------ keyed randomness of the local rows
-    def private_rand(self, seed: int, tag: str, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Private uniform draws of the local clients, ``(rows, *shape)`` (row i keyed by client i)."""
-        return private_rand(seed, tag, self.n, tuple(shape), None if self.is_full else self.clients, dtype=dtype)
+    def private_rand(self, seed: int, tag: str, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+        """Private uniform draws of the local clients, ``(rows, *shape)`` on ``device`` (default: the
+        CPU), row i keyed by client i (:func:`commpress._rng.private_rand`: the same bits on every device)."""
+        return private_rand(seed, tag, self.n, tuple(shape), None if self.is_full else self.clients, dtype=dtype,
+                            device=device)
 
     def describe(self) -> dict[str, Any]:
         return {"network": type(self).__name__, "n": self.n, "rows": self.rows}

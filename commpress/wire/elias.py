@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from commpress.errors import PayloadError
+from commpress.wire.pack import _pack_bits
 
 #: Largest integer the codec accepts: keeps every codeword within 63 bits (:math:`|\omega(2^{32} - 1)| = 43`).
 MAX_VALUE = (1 << 32) - 1
@@ -140,12 +141,9 @@ def encode_stream(signs: torch.Tensor, levels: torch.Tensor) -> list[torch.Tenso
 
 
 def pack_bits(bits: torch.Tensor) -> bytes:
-    """A 0/1 uint8 vector as bytes, most significant bit first, zero-padded to a whole byte."""
-    m = bits.numel()
-    padded = torch.zeros((m + 7) // 8 * 8, dtype=torch.uint8)
-    padded[:m] = bits
-    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.int32)
-    return (padded.reshape(-1, 8).to(torch.int32) * weights).sum(1).to(torch.uint8).numpy().tobytes()
+    """A 0/1 uint8 vector as bytes, most significant bit first, zero-padded to a whole byte
+    (packed on its device by :func:`commpress.wire.pack._pack_bits`, then read on the CPU)."""
+    return _pack_bits(bits.reshape(1, -1)).cpu().numpy().tobytes()
 
 
 class _Reader:
