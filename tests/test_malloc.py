@@ -36,3 +36,16 @@ def test_the_library_does_not_call_it_on_import():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"  # importing the package leaves the allocator alone
+
+
+def test_empty_is_torch_empty_with_cheap_pages_for_large_cpu_tensors():
+    import torch
+
+    from commpress._malloc import empty
+
+    for shape, dtype in (((3, 4), torch.float32), ((1 << 20, 2), torch.float64), ((1 << 22,), torch.int64),
+                         ((5, 1 << 20), torch.bool)):
+        t = empty(shape, dtype, "cpu")
+        assert t.shape == shape and t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous()
+        t.zero_()  # writable
+    assert empty((2, 2), torch.complex64, "cpu").dtype == torch.complex64  # no NumPy twin: torch.empty
