@@ -97,7 +97,7 @@ def compute(results) -> None:
         results.data[name] = measure_panel(panel, results.params)
 
 
-def _text(row: dict[str, Any], key: str, show=None) -> str:
+def row_text(row: dict[str, Any], key: str, show=None) -> str:
     """``median [min–max]`` over seeds of ``row[key]``."""
     sp = row.get("spread", {}).get(key)
     if not sp:
@@ -116,7 +116,7 @@ def check(results) -> list[Claim]:
         rows = results.data[name]
         where = panel.label or name
         # 1. linear convergence of both variants
-        per = {m: {"rel gap": _text(rows[m], "final_rel_gap"), "rel dist": _text(rows[m], "final_rel_dist"),
+        per = {m: {"rel gap": row_text(rows[m], "final_rel_gap"), "rel dist": row_text(rows[m], "final_rel_dist"),
                    "γ mult": rows[m]["multiplier"]} for m in VR}
         nan = [m for m in VR if math.isnan(rows[m]["final_rel_gap"]) or math.isnan(rows[m]["final_rel_dist"])]
         slow = [m for m in VR if not linear_verdict(rows[m]["final_rel_gap"], rows[m]["final_rel_dist"], red)]
@@ -139,7 +139,7 @@ def check(results) -> list[Claim]:
             f"{where}: DIANA-SGD and TernGrad-Adam (no variance reduction) stall at a noise floor — less than "
             f"{1 / float(p['floor_progress']):g}× progress over the second half, ending ≥ {float(p['floor_gap']):g}× "
             "above VR-DIANA (medians over seeds)",
-            held, {m: {"final rel gap": _text(rows[m], "final_rel_gap"), "final/mid": rounded(v[1]),
+            held, {m: {"final rel gap": row_text(rows[m], "final_rel_gap"), "final/mid": rounded(v[1]),
                        "× VR-DIANA": rounded(v[2]), "γ mult": rows[m]["multiplier"]} for m, v in verdicts.items()},
             "" if held or why else "; ".join(
                 f"{m}: final/mid = {v[1]:.3g}, {v[2]:.3g}× VR-DIANA" for m, v in verdicts.items() if not v[0])
@@ -158,9 +158,9 @@ def check(results) -> list[Claim]:
         claims.append(Claim(
             f"{where}: VR-DIANA reaches f − f* ≤ {level:g}·(f(x⁰) − f*) with fewer uplink bits per worker than QSVRG, "
             "DIANA-SGD and TernGrad-Adam (medians over seeds)",
-            held, {"VR-DIANA (best variant)": _bits(best), **{m: _text(rows[m], "bits_to_level", _show_bits)
+            held, {"VR-DIANA (best variant)": _bits(best), **{m: row_text(rows[m], "bits_to_level", _show_bits)
                                                               for m in others},
-                   **{f"{m}, bits to the level": _text(rows[m], "bits_to_level", _show_bits) for m in VR}},
+                   **{f"{m}, bits to the level": row_text(rows[m], "bits_to_level", _show_bits) for m in VR}},
             "" if held or why else ("VR-DIANA did not reach the level within the budget." if best is None else
                                     f"{', '.join(lost)} needed no more bits: QSVRG's dense epoch gradient costs 32d bits "
                                     "once per m iterations only (a few % of the quantized traffic), its ℓ2 quantizer "
@@ -251,9 +251,9 @@ def report_extra(results) -> str:
         for m in METHODS:
             r = rows[m]
             lines.append(f"| {m} | {r['multiplier']:g}{'*' if r['edge'] else ''} | {fmt(r['stepsize'])} | "
-                         f"{r['seeds']} ({r['diverged']}) | {_text(r, 'final_rel_gap')} | {_text(r, 'mid_rel_gap')} | "
-                         f"{_text(r, 'final_rel_dist')} | {_text(r, 'bits_to_level', _show_bits)} | "
-                         f"{_text(r, 'bits', _show_bits)} |")
+                         f"{r['seeds']} ({r['diverged']}) | {row_text(r, 'final_rel_gap')} | {row_text(r, 'mid_rel_gap')} | "
+                         f"{row_text(r, 'final_rel_dist')} | {row_text(r, 'bits_to_level', _show_bits)} | "
+                         f"{row_text(r, 'bits', _show_bits)} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -14,8 +14,8 @@ from typing import Any
 from commpress.reproductions._curves import run_series
 from commpress.reproductions._report import fmt
 from commpress.reproductions._results import Claim
-from commpress.reproductions._seeds import Spread, plot_band, text_of
-from commpress.reproductions.vrdiana import linear_verdict
+from commpress.reproductions._seeds import Spread, plot_band
+from commpress.reproductions.vrdiana import linear_verdict, row_text
 
 VARIANTS = {"lsvrg": "L-SVRG", "saga": "SAGA"}
 
@@ -93,14 +93,6 @@ def compute(results) -> None:
     results.data["record_every"] = panel.config.run.record_every
 
 
-def _text(row: dict[str, Any], key: str, show=None) -> str:
-    sp = row.get("spread", {}).get(key)
-    if not sp:
-        v = row[key]
-        return (show or fmt)(math.inf if v is None else v)
-    return text_of(sp, show)
-
-
 def _show_hit(v: float) -> str:
     return "not reached" if math.isinf(v) else fmt(v)
 
@@ -131,7 +123,7 @@ def check(results) -> list[Claim]:
     claims.append(Claim(
         f"Every α ≤ 1/(ω+1) converges linearly: relative f − f* and ‖x − x*‖² ≤ {level:g} within the budget "
         "(medians over seeds)",
-        held, {r["label"]: {"rel gap": _text(r, "final_rel_gap"), "rel dist": _text(r, "final_rel_dist")}
+        held, {r["label"]: {"rel gap": row_text(r, "final_rel_gap"), "rel dist": row_text(r, "final_rel_dist")}
                for r in inside},
         "" if held or why else f"{', '.join(slow)} did not get there within {rows[0]['iterations']:,.0f} iterations: "
                                "with a small α the shifts h_i learn the local gradients at rate about α, slower than "
@@ -146,7 +138,7 @@ def check(results) -> list[Claim]:
         tested.append(name)
         alphas, hits = [r["alpha"] for r in mine], [r["iterations_to_level"] for r in mine]
         ok, bad = monotone_verdict(alphas, hits, tol)
-        per[name] = {f"α/α*={r['ratio']:.3g}": _text(r, "iterations_to_level", _show_hit)
+        per[name] = {f"α/α*={r['ratio']:.3g}": row_text(r, "iterations_to_level", _show_hit)
                      for r in sorted(mine, key=lambda r: r["alpha"])}
         bad_all += [f"{name}: α = {a0:.3g} → {a1:.3g}" for a0, a1 in bad]
         open_all += [f"{name}: α = {a0:.3g} and {a1:.3g}" for a0, a1 in undecided_pairs(alphas, hits)]
@@ -184,8 +176,8 @@ def check(results) -> list[Claim]:
     claims.append(Claim(
         f"α far beyond 1/(ω+1) (here {', '.join(sorted({format(r['ratio'], '.3g') + '/(ω+1)' for r in outside})) or 'none tested'}, "
         "where (1 − α)² + α²ω > 1) loses the linear convergence (medians over seeds)",
-        held, {r["label"]: {"rel gap": _text(r, "final_rel_gap"), "diverged seeds": f"{r['diverged']} of {r['seeds']}",
-                            "iterations to level": _text(r, "iterations_to_level", _show_hit)} for r in outside}
+        held, {r["label"]: {"rel gap": row_text(r, "final_rel_gap"), "diverged seeds": f"{r['diverged']} of {r['seeds']}",
+                            "iterations to level": row_text(r, "iterations_to_level", _show_hit)} for r in outside}
         or {"runs with α > 2/(ω+1)": 0},
         "" if held or why else "it still converged: ω is the worst case over all vectors (the sup of the error "
                                "ratio), while the differences g_i − h_i met in the run are quantized with a much "
@@ -243,9 +235,9 @@ def report_extra(results) -> str:
              "| method | α | α/α* | seeds (diverged) | final rel. gap | final rel. distance | iterations to rel. gap "
              f"{float(results.params['level']):g} |", "|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["variant"], r["alpha"])):
-        hit = "diverged" if _majority_diverged(r) else _text(r, "iterations_to_level", _show_hit)
+        hit = "diverged" if _majority_diverged(r) else row_text(r, "iterations_to_level", _show_hit)
         lines.append(f"| {r['label']} | {fmt(r['alpha'])} | {fmt(r['ratio'])} | {r['seeds']} ({r['diverged']}) | "
-                     f"{_text(r, 'final_rel_gap')} | {_text(r, 'final_rel_dist')} | {hit} |")
+                     f"{row_text(r, 'final_rel_gap')} | {row_text(r, 'final_rel_dist')} | {hit} |")
     return "\n".join(lines) + "\n"
 
 

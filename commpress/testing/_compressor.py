@@ -629,16 +629,20 @@ class _CompressorSuite:
             raise Skip(f"kind={th.kind!r} declares no variance constant omega.")
         if th.extras.get("omega_is_bound") is False:
             raise Skip("the theory declares omega a limit, not a bound for every x (extras['omega_is_bound'] = False).")
+        worst = self._error_bound_per_row(th.omega, "omega ||x||^2", f"declared omega = {th.omega:.6g}")
+        return f"E||C(x) - x||^2 <= omega ||x||^2 (omega = {th.omega:.4g}; measured up to {worst:.4g} ||x||^2)."
+
+    def _error_bound_per_row(self, factor: float, claim: str, constants: str) -> float:
+        """Check E||C(x) - x||^2 <= factor ||x||^2 on every nonzero test row; the worst measured ratio."""
         X, E, names = self._errors()
         worst = 0.0
         for i, name in enumerate(names):
             sq = float(X[i].pow(2).sum())
             if sq == 0:
                 continue
-            self._bound_check(E[:, i], th.omega * sq, sq, "omega ||x||^2", f"declared omega = {th.omega:.6g}",
-                              name, "E||C(x) - x||^2")
+            self._bound_check(E[:, i], factor * sq, sq, claim, constants, name, "E||C(x) - x||^2")
             worst = max(worst, float(E[:, i].mean()) / sq)
-        return f"E||C(x) - x||^2 <= omega ||x||^2 (omega = {th.omega:.4g}; measured up to {worst:.4g} ||x||^2)."
+        return worst
 
     def contraction(self) -> str:
         th = self.theory()
@@ -646,15 +650,7 @@ class _CompressorSuite:
             raise Skip(f"kind={th.kind!r} declares no contraction constant delta.")
         if th.extras.get("delta_is_bound") is False:
             raise Skip("the theory declares delta a limit, not a bound for every x (extras['delta_is_bound'] = False).")
-        X, E, names = self._errors()
-        worst = 0.0
-        for i, name in enumerate(names):
-            sq = float(X[i].pow(2).sum())
-            if sq == 0:
-                continue
-            self._bound_check(E[:, i], (1 - th.delta) * sq, sq, "(1 - delta) ||x||^2",
-                              f"declared delta = {th.delta:.6g}", name, "E||C(x) - x||^2")
-            worst = max(worst, float(E[:, i].mean()) / sq)
+        worst = self._error_bound_per_row(1 - th.delta, "(1 - delta) ||x||^2", f"declared delta = {th.delta:.6g}")
         return f"E||C(x) - x||^2 <= (1 - delta) ||x||^2 (delta = {th.delta:.4g}; measured up to {worst:.4g} ||x||^2)."
 
     def ab_inequality(self) -> str:
