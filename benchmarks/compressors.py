@@ -1,10 +1,13 @@
-"""Compressor speed as a ratio to torch.rand(n, d) of the same size and dtype, measured in the same run.
+"""Compressor speed as a ratio to torch.rand(n, d) and to X.clone() of the same size and dtype,
+measured in the same run.
 
 torch.rand is the floor of any stochastic quantizer (it must at least draw one uniform per
-coordinate). For each compressor at (n, d) = (16, 2^20) and (256, 4096) we time, alternately
-and ``--repeat`` times, ``torch.rand``, ``apply`` and ``encode + decode``, and print the median
-ratios ``apply / rand`` and ``(encode + decode) / apply`` (alternating keeps a loaded machine's
-drift out of the ratios).
+coordinate); X.clone() is the floor of anything that writes an (n, d) output (one read and one
+write of the matrix, i.e. memory bandwidth). For each compressor at (n, d) = (16, 2^20) and
+(256, 4096) we time, alternately and ``--repeat`` times, ``torch.rand``, ``X.clone()``, ``apply``
+and ``encode + decode``, and print the median ratios ``apply / rand``, ``apply / clone``,
+``(encode + decode) / apply`` and ``(encode + decode) / clone`` (alternating keeps a loaded
+machine's drift out of the ratios).
 
     python benchmarks/compressors.py [--names cq,iq] [--shapes 16x1048576,256x4096] [--repeat 7]
 """
@@ -50,8 +53,8 @@ def main() -> None:
         n, d = (int(v) for v in shape.split("x"))
         X = torch.randn(n, d, dtype=dtype, generator=torch.Generator().manual_seed(0))
         print(f"\n(n, d) = ({n}, {d})")
-        print(f"{'compressor':<18} {'rand ms':>8} {'apply ms':>9} {'apply/rand':>10} {'enc+dec ms':>11} "
-              f"{'(enc+dec)/apply':>15}  goal")
+        print(f"{'compressor':<18} {'rand ms':>8} {'clone ms':>8} {'apply ms':>9} {'apply/rand':>10} "
+              f"{'apply/clone':>11} {'enc+dec ms':>11} {'(enc+dec)/apply':>15} {'(enc+dec)/clone':>15}  goal")
         for name in names:
             C = cp.compressors.make(name)
             try:
@@ -60,18 +63,22 @@ def main() -> None:
             except Exception as err:  # report and go on: a benchmark prints what it can
                 print(f"{name:<18} skipped: {type(err).__name__}: {str(err)[:90]}")
                 continue
-            rand_t, apply_t, wire_t = [], [], []
+            rand_t, clone_t, apply_t, wire_t = [], [], [], []
             for r in range(args.repeat):
                 rand_t.append(timed(lambda: torch.rand(n, d, dtype=dtype)))
+                clone_t.append(timed(lambda: X.clone()))
                 apply_t.append(timed(lambda: C.apply(X, r)))
                 wire_t.append(timed(lambda: C.decode(C.encode(X, r), r, d, dtype=dtype)))
             ratio = statistics.median(a / b for a, b in zip(apply_t, rand_t))
+            clone_ratio = statistics.median(a / c for a, c in zip(apply_t, clone_t))
             wire_ratio = statistics.median(w / a for w, a in zip(wire_t, apply_t))
+            wire_clone = statistics.median(w / c for w, c in zip(wire_t, clone_t))
             goal = GOALS.get(name) if (n, d) == (16, 2**20) else None
             verdict = "" if goal is None else (f"<= {goal:g}x {'met' if ratio <= goal else 'MISSED'}; "
                                                f"enc+dec <= 3x {'met' if wire_ratio <= 3 else 'MISSED'}")
-            print(f"{name:<18} {statistics.median(rand_t) * 1e3:8.2f} {statistics.median(apply_t) * 1e3:9.2f} "
-                  f"{ratio:9.2f}x {statistics.median(wire_t) * 1e3:11.2f} {wire_ratio:14.2f}x  {verdict}")
+            print(f"{name:<18} {statistics.median(rand_t) * 1e3:8.2f} {statistics.median(clone_t) * 1e3:8.2f} "
+                  f"{statistics.median(apply_t) * 1e3:9.2f} {ratio:9.2f}x {clone_ratio:10.2f}x "
+                  f"{statistics.median(wire_t) * 1e3:11.2f} {wire_ratio:14.2f}x {wire_clone:14.2f}x  {verdict}")
 
 
 if __name__ == "__main__":
