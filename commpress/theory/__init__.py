@@ -163,3 +163,21 @@ __all__ = [
     "RATE_METHODS", "rate_terms", "rate", "transient_complexity", "lower_bound_valid_from",
     "linear_speedup_iterations", "fcc_error_factor", "neolithic_R", "neolithic_stepsize",
 ]
+
+# The newer method families: one module each, its formulas listed in its own docstring; every
+# public name of a family module is re-exported here.
+from commpress.theory import (  # noqa: E402
+    bidirectional,
+    compression_limits,
+    lazy,
+    local_training,
+    partial_participation,
+    second_order,
+    smoothness,
+)
+
+for _family in (bidirectional, partial_participation, lazy, local_training, second_order, smoothness,
+                compression_limits):
+    globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
+    __all__ += _family.__all__
+del _family

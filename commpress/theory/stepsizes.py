@@ -386,12 +386,33 @@ _BUILDERS: dict[str, tuple[Callable[[_Ctx], Built], tuple[str, ...]]] = {
     "cser": (_cser, ("delta", "L")),
     "neolithic": (_neolithic, ("delta", "L", "R", "T", "K", "delta0", "sigma2")),
 }
-#: The algorithm names of the simulator.
-ALGORITHMS = tuple(_BUILDERS)
 #: Other accepted spellings.
 ALIASES = {"dgd": "gd", "p-sgd": "psgd", "mem_sgd": "ef", "mem-sgd": "ef", "vr-diana": "vr_diana",
            "ef21-sgd": "ef21_sgd", "doublesqueeze": "double_squeeze", "weighted-marina": "weighted_marina",
            "iscc": "weighted_marina", "terngrad": "terngrad_adam"}
+
+#: Modules of the newer method families: each holds its formulas and exports ``BUILDERS`` (name ->
+#: (builder, accepted parameters)) and ``ALIASES``, merged here. They import the helpers above, so
+#: they are imported once everything above is defined.
+FAMILIES = ("bidirectional", "partial_participation", "lazy", "local_training", "second_order", "smoothness",
+            "compression_limits")
+
+
+def _merge_families() -> None:
+    import importlib
+
+    for family in FAMILIES:
+        module = importlib.import_module(f"commpress.theory.{family}")
+        clash = (set(module.BUILDERS) & set(_BUILDERS)) | (set(module.ALIASES) & set(ALIASES))
+        if clash:
+            raise RuntimeError(f"commpress.theory.{family} redefines {sorted(clash)}")
+        _BUILDERS.update(module.BUILDERS)
+        ALIASES.update(module.ALIASES)
+
+
+_merge_families()
+#: The algorithm names of the simulator.
+ALGORITHMS = tuple(_BUILDERS)
 
 
 def _build(algorithm: str, smoothness: Any, compressor: Any, n: int, d: int, params: dict) -> Built:

@@ -1,0 +1,14 @@
+"""Newton-type methods with compressed Hessians: FedNL and its variants, Newton-3PC, Basis Learn: formulas and default parameters.
+
+(Filled in by the family's implementation; BUILDERS and ALIASES are merged into
+:mod:`commpress.theory.stepsizes`.)
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
+
+#: name -> (builder, accepted keyword parameters); see :mod:`commpress.theory.stepsizes`.
+BUILDERS: dict = {}
+#: Other accepted spellings of the names above.
+ALIASES: dict = {}
