@@ -1,4 +1,4 @@
-"""What each of the 2 gloo ranks runs for tests/integrations/test_ddp_async.py (one spawn for all tests).
+"""What each of the 2 gloo ranks runs for tests/integrations/test_ddp_async.py (one spawn per scenario).
 
 The asynchronous hooks of ``commpress.integrations.ddp`` against the frozen synchronous ones
 (``_ddp_sync_reference``), futures that are still pending while DDP goes on with the backward pass,
@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import gc
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -22,6 +23,7 @@ from commpress.errors import PayloadError
 from commpress.integrations import ddp as cpddp
 from tests.integrations import _ddp_sync_reference as syncref
 from tests.integrations._ddp_worker import FakeBucket, fake_grad
+from tests.integrations._spawn import exit_now, log_to
 
 WORLD = 2
 STEPS = 5  # 2 warm-up steps (DDP rebuilds its buckets after the first), 3 compressed
@@ -196,29 +198,36 @@ def scenario_errors(rank: int) -> dict:
     return result
 
 
-def worker(rank: int, store: str, out_dir: str) -> None:
+SCENARIOS = {"equivalence": scenario_equivalence, "by_hand": scenario_by_hand, "pending": scenario_pending,
+             "errors": scenario_errors}
+
+
+def worker(rank: int, scenario: str, store: str, out_dir: str) -> None:
+    """One scenario of ``SCENARIOS`` (one spawn each: a rank that dies takes one scenario with it)."""
+    log = log_to(out_dir, rank)
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
-    signals = dist.FileStore(os.path.join(out_dir, "signals"), WORLD)  # out of band: no collective
     try:
-        results = {
-            "equivalence": scenario_equivalence(rank),
-            "by_hand": scenario_by_hand(rank),
-            "pending": scenario_pending(rank, signals),
-            "errors": scenario_errors(rank),
-        }
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        if scenario == "pending":
+            signals = dist.FileStore(os.path.join(out_dir, "signals"), WORLD)  # out of band: no collective
+            result = scenario_pending(rank, signals)
+            del signals
+        else:
+            result = SCENARIOS[scenario](rank)
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         # DDP models in reference cycles keep the process group alive past destroy_process_group;
-        # gloo would then free its last works (and the hooks' Python callbacks) during interpreter
-        # shutdown, which can abort the process (SIGABRT). Collect them while Python is alive.
+        # collect them (and the hooks' callbacks) while Python is alive.
         gc.collect()
         dist.destroy_process_group()
+    print(f"rank {rank}: {scenario} done", file=sys.stderr)
+    exit_now(log)
 
 
 def single_worker(rank: int, store: str, out_dir: str) -> None:
     """A group of one process (a frame of one rank, no peer): async == sync there too."""
+    log = log_to(out_dir, 0)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
     try:
@@ -229,3 +238,4 @@ def single_worker(rank: int, store: str, out_dir: str) -> None:
     finally:
         gc.collect()
         dist.destroy_process_group()
+    exit_now(log)

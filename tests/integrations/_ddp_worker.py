@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import commpress as cp
 from commpress.integrations import ddp as cpddp
+from tests.integrations._spawn import exit_now, log_to
 
 WORLD = 2
 STEPS = 5
@@ -241,6 +242,7 @@ def scenario_regroup(rank: int) -> dict:
 
 
 def worker(rank: int, store: str, out_dir: str) -> None:
+    log = log_to(out_dir, rank)
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
@@ -261,7 +263,7 @@ def worker(rank: int, store: str, out_dir: str) -> None:
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         # DDP models in reference cycles keep the process group alive past destroy_process_group;
-        # gloo would then free its last works (and the hooks' Python callbacks) during interpreter
-        # shutdown, which can abort the process (SIGABRT). Collect them while Python is alive.
+        # collect them (and the hooks' Python callbacks) while Python is alive.
         gc.collect()
         dist.destroy_process_group()
+    exit_now(log)

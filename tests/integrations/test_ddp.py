@@ -11,13 +11,13 @@ import io
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 import commpress as cp
 from commpress import derive_seed
 from commpress.errors import ConfigError, DistributedError, InputTypeError
 from commpress.integrations import ddp as cpddp
 from tests.integrations import _ddp_worker as worker
+from tests.integrations._spawn import spawn
 
 WARMUP = 2
 
@@ -25,7 +25,7 @@ WARMUP = 2
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
-    mp.spawn(worker.worker, args=(str(tmp / "store"), str(tmp)), nprocs=worker.WORLD, join=True)
+    spawn(worker.worker, tmp, nprocs=worker.WORLD)
     return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(worker.WORLD)]
 
 

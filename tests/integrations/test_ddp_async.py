@@ -1,6 +1,6 @@
 """Asynchronous DDP hooks: the same results as the synchronous ones, pending futures, errors.
 
-One spawn of 2 gloo ranks (``_ddp_async_worker.py``). The reference is the synchronous
+One spawn of 2 gloo ranks per scenario (``_ddp_async_worker.py``). The reference is the synchronous
 implementation the hooks had before they returned pending futures, frozen in
 ``_ddp_sync_reference.py``: the asynchronous hooks must give the same gradients, parameters,
 memories and byte counts bit for bit, for every method and for compressors of every path
@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from tests.integrations import _ddp_async_worker as worker
+from tests.integrations._spawn import spawn
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp_async")
-    mp.spawn(worker.worker, args=(str(tmp / "store"), str(tmp)), nprocs=worker.WORLD, join=True)
-    return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(worker.WORLD)]
+    """Each scenario's results of every rank, spawned once, on first use."""
+    cache: dict = {}
+
+    def get(scenario: str) -> list:
+        if scenario not in cache:
+            tmp = tmp_path_factory.mktemp(f"ddp_async_{scenario}")
+            spawn(worker.worker, tmp, scenario, nprocs=worker.WORLD)
+            cache[scenario] = [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(worker.WORLD)]
+        return cache[scenario]
+
+    return get
 
 
 def _equal(a, b, where: str) -> None:
@@ -44,7 +52,7 @@ KEYS = [f"{m}:{c}" for m in worker.METHODS for c in worker.COMPRESSORS] + [f"{m}
 @pytest.mark.parametrize("key", KEYS)
 def test_async_hooks_train_exactly_as_the_synchronous_ones(runs, key):
     for r in range(worker.WORLD):
-        run = runs[r]["equivalence"][key]
+        run = runs("equivalence")[r][key]
         got, ref = run["async"], run["sync"]
         assert got["steps"] == ref["steps"] == worker.STEPS
         for t in range(worker.STEPS):
@@ -53,7 +61,7 @@ def test_async_hooks_train_exactly_as_the_synchronous_ones(runs, key):
         _equal(got["memory"], ref["memory"], f"{key} rank {r} memory")
         _equal(got["params"], ref["params"], f"{key} rank {r} parameters")
     # negative control: the compressed steps differ from the warm-up's plain mean, and the ranks agree
-    a, b = runs[0]["equivalence"][key]["async"], runs[1]["equivalence"][key]["async"]
+    a, b = runs("equivalence")[0][key]["async"], runs("equivalence")[1][key]["async"]
     assert torch.equal(a["params"], b["params"])
     method = key.split(":")[0]
     if method != "mean":
@@ -64,13 +72,13 @@ def test_async_hooks_train_exactly_as_the_synchronous_ones(runs, key):
 def test_async_hooks_called_by_hand_match_the_synchronous_ones(runs, key):
     """Unbound, buckets appearing and changing size, all buckets of a step in flight together."""
     for r in range(worker.WORLD):
-        run = runs[r]["by_hand"][key]
+        run = runs("by_hand")[r][key]
         _equal(run["async"], run["sync"], f"{key} rank {r}")
 
 
 def test_the_comparison_can_fail(runs):
     """Negative control: the compared gradients do depend on the method and the compressor."""
-    eq = runs[0]["equivalence"]
+    eq = runs("equivalence")[0]
     last = {key: eq[key]["async"]["grads"][-1] for key in ("mean:cq", "ef:cq", "mean:sign", "mean:identity")}
     assert torch.equal(eq["mean:cq"]["async"]["grads"][0], eq["mean:identity"]["sync"]["grads"][0])  # warm-up
     keys = list(last)
@@ -84,7 +92,7 @@ def test_futures_are_pending_while_ddp_runs_the_backward(runs, key):
     """Rank 1 joins a step's collectives only after rank 0's last hook: rank 0's futures were all
     pending when its hooks returned and still are at its last bucket, so DDP went on with the
     backward pass (called the later buckets' hooks) while the earlier buckets were in flight."""
-    r0, r1 = runs[0]["pending"][key], runs[1]["pending"][key]
+    r0, r1 = runs("pending")[0][key], runs("pending")[1][key]
     assert r0["state_step"] == r1["state_step"] == len(r0["steps"]) == worker.STEPS - 1
     assert not any(s["timed_out"] for s in r1["steps"]), "rank 0's hook blocked until rank 1 joined"
     for s in r0["steps"]:
@@ -99,7 +107,7 @@ def test_an_error_in_the_callback_reaches_backward_on_every_rank(runs):
     """A decoder that raises (in the completion callback): every rank's backward raises it, with the
     bucket, step and rank in the message, and the ranks' collectives stay matched (no hang)."""
     for r in range(worker.WORLD):
-        res = runs[r]["errors"]["decode"]
+        res = runs("errors")[r]["decode"]
         assert res["step"] == 2, res  # the first compressed step
         assert "PayloadError: injected: the payload cannot be decoded" in res["error"]
         assert "while compressing DDP bucket" in res["error"] and f"at step 2 on rank {r} of 2" in res["error"]
@@ -110,7 +118,7 @@ def test_an_error_in_the_callback_reaches_backward_on_every_rank(runs):
 def test_a_diverged_rank_makes_every_backward_raise(runs, name):
     """Rank 1's bucket holds NaN at step 2: it raises its NonFiniteError, rank 0 a DistributedError,
     on every path (all-reduce flag, length word of the frame, length exchange)."""
-    r0, r1 = runs[0]["errors"][f"nan:{name}"], runs[1]["errors"][f"nan:{name}"]
+    r0, r1 = runs("errors")[0][f"nan:{name}"], runs("errors")[1][f"nan:{name}"]
     assert r0["step"] == r1["step"] == 2
     assert "DistributedError: another rank failed to compress DDP bucket 0" in r0["error"]
     assert "NonFiniteError: X holds NaN" in r1["error"]
@@ -118,7 +126,7 @@ def test_a_diverged_rank_makes_every_backward_raise(runs, name):
 
 
 def test_a_group_of_one_process(tmp_path):
-    mp.spawn(worker.single_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=1, join=True)
+    spawn(worker.single_worker, tmp_path, nprocs=1)
     for key, run in torch.load(tmp_path / "single.pt", weights_only=False).items():
         _equal(run["async"], run["sync"], key)
 
