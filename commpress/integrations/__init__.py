@@ -2,6 +2,8 @@
 
 - :mod:`commpress.integrations.ddp`: PyTorch DistributedDataParallel communication hooks
   (compressed averaging, error feedback, EF21, DIANA) for any registered compressor.
+- :mod:`commpress.integrations.fsdp`: a compressed reduce-scatter for FSDP2 (``fully_shard``), with
+  the same methods, per-shard memories and checkpoints.
 - :mod:`commpress.integrations.advise`: will compression pay on this link? A DDP step predicted per
   compressor (``commpress advise``).
 - :mod:`commpress.integrations.netns`: a slow link on this machine (network namespaces, veth, tc)
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["ddp"]
+__all__ = ["ddp", "fsdp"]
 
-_SUBMODULES = frozenset({"advise", "ddp", "netns"})
+_SUBMODULES = frozenset({"advise", "ddp", "fsdp", "netns"})
 
 
 def __getattr__(name: str):

@@ -44,6 +44,7 @@ PAGES: list[tuple[str, str, str, bool]] = [
     ("distributed", "commpress.distributed", "commpress.distributed", False),
     ("integrations", "commpress.integrations", "commpress.integrations", False),
     ("ddp", "commpress.integrations.ddp", "commpress.integrations.ddp", False),
+    ("fsdp", "commpress.integrations.fsdp", "commpress.integrations.fsdp", False),
     ("advise", "commpress.integrations.advise", "commpress.integrations.advise", False),
     ("netns", "commpress.integrations.netns", "commpress.integrations.netns", True),
     ("datasets", "commpress.datasets", "commpress.datasets", False),
