@@ -44,7 +44,10 @@ from commpress.errors import ConfigError
 from commpress.integrations import netns  # no torch: the parent process only builds the link
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_METHODS = "allreduce,fp16,ef:sign,ef21:sign,diana:block:s=7"
+DEFAULT_METHODS = ("allreduce,fp16,bf16,powersgd:1,powersgd:4,ef:sign,ef21:sign,diana:block:s=7,"
+                   "fsdp,fsdp-ef:sign,fsdp-mean:permk")
+#: The baselines commpress is judged against (PyTorch's own hooks).
+BASELINES = ("fp16", "bf16", "powersgd:1", "powersgd:4")
 
 
 # ============================================================================ the parent
@@ -169,22 +172,42 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
           f"link {args.rate}, delay {args.shaped_delay or 'none added'}")
     print(f"target: {target_steps} steps, and loss <= {target_loss:.4f} (all-reduce's smoothed loss after "
           f"{target_steps} steps)")
-    head = (f"| {'method':<20} | {'bits/coord':>10} | {'ms/step':>9} | {'vs allreduce':>12} | {'vs fp16':>7} "
-            f"| {f's to {target_steps} steps':>14} | {'loss@' + str(target_steps):>9} | {'s to loss':>9} | {'steps to loss':>13} |")
+    print("ranked by wall-clock time to that loss (methods that never reach it last, by loss after the fixed steps)")
+    head = (f"| {'#':>2} | {'method':<20} | {'s to loss':>9} | {'steps to loss':>13} | {'ms/step':>9} "
+            f"| {'vs allreduce':>12} | {'vs fp16':>7} | {'bits/coord':>10} | {f's to {target_steps} steps':>14} "
+            f"| {'loss@' + str(target_steps):>9} |")
     print(head)
     print("|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|")
-    for r in results:
+    ranked = sorted(results, key=lambda r: (r["steps_to_loss"] is None,
+                                            r["time_to_loss"] if r["steps_to_loss"] is not None else r["loss_at_steps"]))
+    for i, r in enumerate(ranked, 1):
         vs_ar = ar["step"] / r["step"] if ar else float("nan")
         vs_16 = fp16["step"] / r["step"] if fp16 else float("nan")
         reach = "-" if r["steps_to_loss"] is None else f"{r['time_to_loss']:9.1f}"
         nsteps = "not reached" if r["steps_to_loss"] is None else str(r["steps_to_loss"])
-        print(f"| {r['method']:<20} | {r['bits']:10.3f} | {1e3 * r['step']:9.1f} | {vs_ar:11.2f}x | {vs_16:6.2f}x "
-              f"| {r['time_to_steps']:14.1f} | {r['loss_at_steps']:9.4f} | {reach:>9} | {nsteps:>13} |")
+        print(f"| {i:>2} | {r['method']:<20} | {reach:>9} | {nsteps:>13} | {1e3 * r['step']:9.1f} | {vs_ar:11.2f}x "
+              f"| {vs_16:6.2f}x | {r['bits']:10.3f} | {r['time_to_steps']:14.1f} | {r['loss_at_steps']:9.4f} |")
+    print("bits/coord: gradient payload per parameter and step (FSDP rows: the reduce-scatter's share leaving a "
+          "rank; FSDP also all-gathers the parameters, uncompressed, in every forward)")
+    ours = [r for r in results if r["compressor"] and not r["method"].startswith("powersgd")]  # DDP and FSDP2
+    theirs = [r for r in results if r["method"] in BASELINES]
+    reached = lambda rows: [r for r in rows if r["steps_to_loss"] is not None]  # noqa: E731
+    if ours and theirs:
+        if reached(ours) and reached(theirs):
+            best = min(reached(ours), key=lambda r: r["time_to_loss"])
+            rival = min(reached(theirs), key=lambda r: r["time_to_loss"])
+            ratio = best["time_to_loss"] / rival["time_to_loss"]
+            print(f"headline: commpress's best, {best['method']}, reaches the loss in {best['time_to_loss']:.1f} s; "
+                  f"the best baseline (of {', '.join(BASELINES)}), {rival['method']}, in {rival['time_to_loss']:.1f} s: "
+                  f"ratio {ratio:.2f} (goal <= 0.50: {'MET' if ratio <= 0.5 else 'NOT MET'})")
+        else:
+            print("headline: " + ("no commpress method" if not reached(ours) else "no baseline")
+                  + " reached the loss within --max-steps: goal NOT MET")
     # advise's prediction with the link tc sets, against the measurement
     model, batch = make_model(params=args.params, batch_size=args.batch_size, seed=args.seed)
     compressors = []
-    for r in results:
-        if r["compressor"]:
+    for r in results:  # advise predicts DDP with commpress's hooks (not yet PowerSGD, bf16 or FSDP2)
+        if _ddp_ours(r):
             compressors.append(r["compressor"])
     if args.shaped_delay is not None:
         link = Link(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
@@ -199,13 +222,13 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     print(f"| {'method':<20} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
     print(f"|{'-' * 22}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
     for r in results:
-        key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook"}.get(r["method"], r["compressor"])
+        key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook"}.get(r["method"], r["compressor"] if _ddp_ours(r) else None)
         p = pred.get(key)
         if p is None:
             continue
         print(f"| {r['method']:<20} | {1e3 * p.step:17.1f} | {1e3 * r['step']:16.1f} | {r['step'] / p.step:17.2f}x |")
     print(f"advise verdict: {advice.verdict}")
-    ones = [r for r in results if r["compressor"] and r["bits"] < 1.01]
+    ones = [r for r in results if _ddp_ours(r) and r["bits"] < 1.01]
     if ones and ar and fp16:  # the fastest 1-bit method among those that train (reach the loss target)
         training = [r for r in ones if r["steps_to_loss"] is not None]
         best = min(training or ones, key=lambda r: r["step"])
@@ -213,6 +236,11 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
         print(f"headline: {best['method']} (1 bit/coordinate{'' if training else ', NOT reaching the loss target'}) "
               f"{ar['step'] / best['step']:.2f}x faster per step than all-reduce (goal >= 5x), "
               f"{fp16['step'] / best['step']:.2f}x faster than fp16 (goal >= 2.5x): {'MET' if goal else 'NOT MET'}")
+
+
+def _ddp_ours(row: dict) -> bool:
+    """A DDP row with a commpress hook (not PyTorch's PowerSGD, not FSDP2)."""
+    return bool(row["compressor"]) and not row["method"].startswith(("powersgd", "fsdp"))
 
 
 def _report_marina(r: dict, rate: float) -> None:
@@ -260,8 +288,9 @@ def _parse_method(spec: str) -> tuple[str, str | None]:
 
 
 def _attach(model, spec: str, seed: int):
-    """Register the method's hook; returns the state (None for the baselines)."""
+    """Register the method's hook; returns the state (None for all-reduce, fp16 and bf16)."""
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+    from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powersgd
 
     from commpress.integrations import ddp as cpddp
     from commpress.integrations.advise import compressor_from_spec
@@ -272,15 +301,86 @@ def _attach(model, spec: str, seed: int):
     if kind == "fp16":
         model.register_comm_hook(None, default_hooks.fp16_compress_hook)
         return None
+    if kind == "bf16":  # PyTorch's bf16_compress_hook refuses anything but NCCL/XCCL: the same hook, on gloo
+        model.register_comm_hook(None, _bf16_hook)
+        return None
+    if kind == "powersgd":  # PyTorch's PowerSGD: error feedback and warm start on, 2 dense steps first
+        state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=int(compressor or 1),
+                                       start_powerSGD_iter=2, use_error_feedback=True, warm_start=True,
+                                       random_seed=seed)
+        model.register_comm_hook(state, powersgd.powerSGD_hook)
+        return None
     return cpddp.register(model, compressor_from_spec(compressor), kind, seed=seed)
+
+
+def _bf16_hook(process_group, bucket):
+    """PyTorch's ``bf16_compress_hook`` (cast, divide, all-reduce asynchronously, cast back), which DDP
+    accepts on NCCL/XCCL only; the same computation for gloo."""
+    import torch
+    import torch.distributed as dist
+
+    group = process_group if process_group is not None else dist.group.WORLD
+    buffer = bucket.buffer()
+    compressed = buffer.to(torch.bfloat16).div_(group.size())
+    future = dist.all_reduce(compressed, group=group, async_op=True).get_future()
+
+    def decompress(fut):
+        buffer.copy_(fut.value()[0])
+        return buffer
+
+    return future.then(decompress)
+
+
+def _powersgd_bytes(model, rank: int, min_compression_rate: float = 2.0) -> int:
+    """Bytes one rank sends per step with PyTorch's PowerSGD hook (after its dense steps): P (n x r)
+    and Q (m x r) in fp32 for each matrix the hook compresses, the rest (vectors, and matrices too
+    small to pay) uncompressed, as ``powerSGD_hook`` decides per tensor."""
+    total = 0
+    for p in model.parameters():
+        if p.dim() < 2:
+            total += 4 * p.numel()
+            continue
+        n, m = p.shape[0], p.numel() // p.shape[0]
+        r = min(rank, n, m)
+        compressed = n * m > (n + m) * r * min_compression_rate
+        total += 4 * ((n + m) * r if compressed else n * m)
+    return total
+
+
+def _build(spec: str, args: argparse.Namespace):
+    """The model wrapped for ``spec`` (DDP, or FSDP2 for ``fsdp``/``fsdp-METHOD:COMPRESSOR``), its
+    commpress state (None for PyTorch's own), and the payload bytes per step of PyTorch's own."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from commpress.integrations.advise import compressor_from_spec, make_model
+
+    kind, compressor = _parse_method(spec)
+    model, _ = make_model(params=args.params, batch_size=args.batch_size, seed=args.seed)
+    n = sum(p.numel() for p in model.parameters())
+    if kind.startswith("fsdp"):
+        from torch.distributed.fsdp import fully_shard
+
+        from commpress.integrations import fsdp as cpfsdp
+
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                fully_shard(module)
+        fully_shard(model)
+        method = kind.partition("-")[2]
+        state = cpfsdp.register(model, compressor_from_spec(compressor), method, seed=args.seed) if method else None
+        return model, state, 4 * n * (args.world - 1) // args.world  # the reduce-scatter's share leaving a rank
+    ddp = DDP(model)
+    state = _attach(ddp, spec, args.seed)
+    dense = {"allreduce": 4 * n, "fp16": 2 * n, "bf16": 2 * n}.get(kind)
+    if kind == "powersgd":
+        dense = _powersgd_bytes(model, int(compressor or 1))
+    return ddp, state, dense
 
 
 def _ddp_worker(args: argparse.Namespace) -> dict:
     import torch
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from commpress.integrations.advise import make_model
 
     rank, world = args.rank, args.world
     dist.init_process_group("gloo", init_method=f"tcp://{args.addr}:{args.port}", rank=rank, world_size=world,
@@ -291,9 +391,7 @@ def _ddp_worker(args: argparse.Namespace) -> dict:
         results, target_loss = [], None
         for spec in args.methods.split(","):
             kind, compressor = _parse_method(spec)
-            model, _ = make_model(params=args.params, batch_size=args.batch_size, seed=args.seed)
-            ddp = DDP(model)
-            state = _attach(ddp, spec, args.seed)
+            ddp, state, baseline_bytes = _build(spec, args)
             opt = torch.optim.SGD(ddp.parameters(), lr=args.lr)
             data = torch.Generator().manual_seed(args.seed * 1000 + rank)
             warm = state.warmup_steps if state is not None else 2
@@ -324,9 +422,10 @@ def _ddp_worker(args: argparse.Namespace) -> dict:
             if target_loss is None:  # the first method (all-reduce) sets the loss target
                 target_loss = smooth
                 steps_to_loss = len(times)
-            n = sum(p.numel() for p in model.parameters())
+            n = sum(p.numel() for p in ddp.parameters()) if not kind.startswith("fsdp") else \
+                sum(p.full_tensor().numel() for p in ddp.parameters())
             if state is None:
-                payload = (4 if kind == "allreduce" else 2) * n
+                payload = baseline_bytes
             t = torch.tensor([statistics.median(times[warm:] or times)], dtype=torch.float64)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             row = {"method": spec, "compressor": compressor, "params": n, "bits": 8 * payload / n,
@@ -338,7 +437,7 @@ def _ddp_worker(args: argparse.Namespace) -> dict:
             if rank == 0:
                 print(f"  {spec}: {len(times)} steps, {1e3 * row['step']:.0f} ms/step, "
                       f"{row['bits']:.3f} bits/coord, smoothed loss {smooth:.4f}", flush=True)
-            del ddp, model, opt, state
+            del ddp, opt, state
         return {"methods": results, "params": results[0]["params"], "target_loss": target_loss}
     finally:
         dist.destroy_process_group()

@@ -257,14 +257,29 @@ class FSDPCompression:
         self.comms = comms
 
     @property
+    def warmup_steps(self) -> int:
+        """Dense steps before every group compresses."""
+        return max(c.warmup_steps for c in self.comms.values())
+
+    @property
+    def traffic(self) -> Traffic:
+        """The groups' traffic summed (steps: those of the first group, one per backward pass)."""
+        total = Traffic()
+        for c in self.comms.values():
+            for key in ("payload_bytes", "wire_bytes", "last_payload_bytes", "last_wire_bytes"):
+                setattr(total, key, getattr(total, key) + getattr(c.traffic, key))
+        total.steps = next(iter(self.comms.values())).traffic.steps
+        return total
+
+    @property
     def payload_bytes(self) -> int:
         """Payload bytes this rank sent over all groups and steps."""
-        return sum(c.traffic.payload_bytes for c in self.comms.values())
+        return self.traffic.payload_bytes
 
     @property
     def wire_bytes(self) -> int:
         """Bytes this rank handed to the collectives over all groups and steps."""
-        return sum(c.traffic.wire_bytes for c in self.comms.values())
+        return self.traffic.wire_bytes
 
     def state_dict(self) -> dict[str, Any]:
         """Every group's state, by module name (save it per rank, beside the model's)."""
