@@ -22,6 +22,12 @@ class Sign(Compressor):
     AB: not applicable (the aggregate is biased).
     Payload per client: the float32 scale :math:`\|x\|_1/d` (rounded to nearest; the error formula
     holds for the scale sent) and d sign bits (1 = negative): 32 + d bits.
+    With ``block_size=B``: one scale per block of B consecutive coordinates,
+    :math:`\mathcal C(x)_b = \frac{\|x_b\|_1}{|b|}\operatorname{sign}(x_b)` (the last block may be shorter), as
+    per-tensor / per-chunk scaled signs are used in practice (1-bit Adam, EF-signSGD implementations): the
+    error is the sum of the blocks' errors, so :math:`\delta(x) \ge 1/\min(B, d)`, and at
+    :math:`B \ll d` the contraction of a dense gradient is far better than one scale's :math:`\delta(x)`,
+    for :math:`32/B` more bits per coordinate. Payload: :math:`32\lceil d/B\rceil + d` bits.
     With ``scaled=False``: plain sign :math:`\operatorname{sign}(x) \in \{\pm1\}^d`, d bits; not scale-equivariant
     and in no class U(omega) or B(delta) (``theory().kind == "biased"``, no constants); used with a
     majority vote, which is outside this framework.
@@ -29,6 +35,7 @@ class Sign(Compressor):
 
     Args:
         scaled: True (default) for the scaled sign, False for the plain sign.
+        block_size: None (default: one scale for the whole vector) or B >= 1 (one scale per block).
 
     References:
         Karimireddy, Rebjock, Stich, Jaggi, Error feedback fixes SignSGD and other gradient
@@ -38,22 +45,41 @@ class Sign(Compressor):
 
     deterministic = True
 
-    def __init__(self, scaled: bool = True) -> None:
+    def __init__(self, scaled: bool = True, block_size: int | None = None) -> None:
         if not isinstance(scaled, bool):
             raise ConfigError(f"Sign needs scaled=True (scaled sign) or False (plain sign); got scaled={scaled!r}.")
+        if block_size is not None:
+            if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+                raise ConfigError(f"Sign needs block_size=None or an integer >= 1; got block_size={block_size!r}.")
+            if not scaled:
+                raise ConfigError("Sign: block_size applies to the scaled sign (one scale per block); "
+                                  "the plain sign has no scale. Drop block_size or use scaled=True.")
         self.scaled = scaled
+        self.block_size = block_size
 
     def params(self) -> dict:
-        return {"scaled": self.scaled}
+        return {"scaled": self.scaled, "block_size": self.block_size}
+
+    def _blocks(self, d: int) -> int:
+        return 1 if self.block_size is None else -(-d // self.block_size)
 
     def _layout(self, ctx: Context, message: Message | None) -> Layout:
-        header = [Field("scale", F32, 32, 1)] if self.scaled else []
+        header = [Field("scale", F32, 32, self._blocks(ctx.d))] if self.scaled else []
         return uniform_layout(header + [Field("sign", UINT, 1, ctx.d)], ctx.rows)
+
+    def _block_scales(self, X: torch.Tensor, d: int) -> torch.Tensor:
+        """``(rows, blocks)``: the mean absolute value of each block."""
+        B = d if self.block_size is None else self.block_size
+        blocks = self._blocks(d)
+        absolute = torch.nn.functional.pad(X.abs(), (0, blocks * B - d)).view(X.shape[0], blocks, B)
+        sizes = torch.full((blocks,), float(B), dtype=X.dtype, device=X.device)
+        sizes[-1] = d - (blocks - 1) * B
+        return absolute.sum(dim=2) / sizes
 
     def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
         message: Message = {"sign": X < 0}
         if self.scaled:
-            scale = torch.linalg.vector_norm(X, ord=1, dim=1, keepdim=True) / ctx.d
+            scale = self._block_scales(X, ctx.d)
             if bool((scale > _F32_MAX).any()):
                 raise InputError(
                     f"sign: the scale ||x||_1/d = {float(scale.max()):.3g} exceeds the float32 range of its header; "
@@ -70,6 +96,8 @@ class Sign(Compressor):
         if not self.scaled:
             return values.mul_(-2.0).add_(1.0)
         scale = message["scale"].to(device=ctx.device, dtype=ctx.dtype)
+        if self.block_size is not None and scale.shape[1] > 1:  # one scale per block, spread over its entries
+            scale = scale.repeat_interleave(self.block_size, dim=1)[:, : ctx.d]
         return values.mul_(-2.0 * scale).add_(scale)
 
     def _check_message(self, message: Message, ctx: Context) -> None:
@@ -81,4 +109,6 @@ class Sign(Compressor):
         if not self.scaled:
             return CompressorTheory("biased", omega=None, delta=None, A=None, B=None, bits=padded_bits(d),
                                     extras={"note": "plain sign: in no class U(omega) or B(delta)"})
-        return CompressorTheory("contractive", omega=None, delta=1.0 / d, A=None, B=None, bits=padded_bits(32 + d))
+        block = d if self.block_size is None else min(self.block_size, d)
+        return CompressorTheory("contractive", omega=None, delta=1.0 / block, A=None, B=None,
+                                bits=padded_bits(32 * self._blocks(d) + d))
