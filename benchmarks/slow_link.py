@@ -6,10 +6,13 @@ namespace (more), with private addresses 10.213.0.x that exist only inside the n
 limits every rank's outgoing traffic with ``tc qdisc add dev IF root netem delay DELAY rate RATE``
 (tbf, rate only, where the kernel has no netem). Then trains the same ~10^7-parameter
 MLP with DDP (gloo, one rank per namespace via ``ip netns exec``, MASTER_ADDR the veth address)
-with DDP's default fp32 all-reduce, PyTorch's fp16 hook and commpress hooks (1-bit sign with
-error feedback and EF21, a 4-bit block quantizer with DIANA), and prints per method the time per
-step (median after the hooks' warm-up), the time to a fixed number of steps and to a fixed loss,
-and the ratios against all-reduce and fp16. It also measures the shaped link with ``commpress
+with DDP's default fp32 all-reduce, PyTorch's fp16 hook, bf16 (the same hook in bfloat16) and
+PowerSGD (rank 1 and 4, error feedback and warm start), commpress's DDP hooks (1-bit sign with error
+feedback and EF21, a 4-bit block quantizer with DIANA) and FSDP2 (``fully_shard``) with its own
+reduce-scatter and with commpress's compressed one (EF + sign, PermK). It ranks the methods by
+wall-clock time to all-reduce's loss after ``--steps`` steps (time per step, time to the fixed
+steps and bits per coordinate as columns) and compares commpress's best with the best of fp16,
+bf16 and PowerSGD. It also measures the shaped link with ``commpress
 advise``'s link probe and compares ``advise``'s predicted step times (with the link set by tc)
 with the measured ones.
 
@@ -173,7 +176,7 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     print(f"target: {target_steps} steps, and loss <= {target_loss:.4f} (all-reduce's smoothed loss after "
           f"{target_steps} steps)")
     print("ranked by wall-clock time to that loss (methods that never reach it last, by loss after the fixed steps)")
-    head = (f"| {'#':>2} | {'method':<20} | {'s to loss':>9} | {'steps to loss':>13} | {'ms/step':>9} "
+    head = (f"| {'#':>2} | {'method':<26} | {'s to loss':>9} | {'steps to loss':>13} | {'ms/step':>9} "
             f"| {'vs allreduce':>12} | {'vs fp16':>7} | {'bits/coord':>10} | {f's to {target_steps} steps':>14} "
             f"| {'loss@' + str(target_steps):>9} |")
     print(head)
@@ -185,7 +188,7 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
         vs_16 = fp16["step"] / r["step"] if fp16 else float("nan")
         reach = "-" if r["steps_to_loss"] is None else f"{r['time_to_loss']:9.1f}"
         nsteps = "not reached" if r["steps_to_loss"] is None else str(r["steps_to_loss"])
-        print(f"| {i:>2} | {r['method']:<20} | {reach:>9} | {nsteps:>13} | {1e3 * r['step']:9.1f} | {vs_ar:11.2f}x "
+        print(f"| {i:>2} | {r['method']:<26} | {reach:>9} | {nsteps:>13} | {1e3 * r['step']:9.1f} | {vs_ar:11.2f}x "
               f"| {vs_16:6.2f}x | {r['bits']:10.3f} | {r['time_to_steps']:14.1f} | {r['loss_at_steps']:9.4f} |")
     print("bits/coord: gradient payload per parameter and step (FSDP rows: the reduce-scatter's share leaving a "
           "rank; FSDP also all-gathers the parameters, uncompressed, in every forward)")
@@ -219,14 +222,14 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     pred = {p.name: p for p in advice.predictions}
     print(f"\ncommpress advise (link from tc: {link.describe()}; compute measured here: "
           f"{1e3 * advice.compute.total:.0f} ms/step) against the measurement:")
-    print(f"| {'method':<20} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
-    print(f"|{'-' * 22}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
+    print(f"| {'method':<26} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
+    print(f"|{'-' * 28}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
     for r in results:
         key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook"}.get(r["method"], r["compressor"] if _ddp_ours(r) else None)
         p = pred.get(key)
         if p is None:
             continue
-        print(f"| {r['method']:<20} | {1e3 * p.step:17.1f} | {1e3 * r['step']:16.1f} | {r['step'] / p.step:17.2f}x |")
+        print(f"| {r['method']:<26} | {1e3 * p.step:17.1f} | {1e3 * r['step']:16.1f} | {r['step'] / p.step:17.2f}x |")
     print(f"advise verdict: {advice.verdict}")
     ones = [r for r in results if _ddp_ours(r) and r["bits"] < 1.01]
     if ones and ar and fp16:  # the fastest 1-bit method among those that train (reach the loss target)
