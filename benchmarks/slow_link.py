@@ -163,7 +163,7 @@ def _marina_wanted(args: argparse.Namespace) -> bool:
 
 # ============================================================================ reports
 def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None:
-    from commpress.integrations.advise import Link, advise, make_model, parse_bandwidth, parse_latency
+    from commpress.integrations.advise import Link, advise, make_model, parse_bandwidth, parse_latency, powersgd_name
 
     results = rows[0]["methods"]
     params = rows[0]["params"]
@@ -209,7 +209,7 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     # advise's prediction with the link tc sets, against the measurement
     model, batch = make_model(params=args.params, batch_size=args.batch_size, seed=args.seed)
     compressors = []
-    for r in results:  # advise predicts DDP with commpress's hooks (not yet PowerSGD, bf16 or FSDP2)
+    for r in results:  # advise predicts DDP with commpress's hooks and PyTorch's (not yet FSDP2)
         if _ddp_ours(r):
             compressors.append(r["compressor"])
     if args.shaped_delay is not None:
@@ -217,15 +217,19 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
                     source=f"tc: rate {args.rate}, delay {args.shaped_delay}")
     else:  # tbf adds no delay: the latency is the veth's, as the probe measured it
         link = Link(parse_bandwidth(args.rate), probe["latency"], source=f"tc rate {args.rate}, latency from the probe")
+    baselines = [r["method"] for r in results if r["method"] == "bf16" or r["method"].startswith("powersgd")]
     advice = advise(model, batch, processes=args.world, link=link, compressors=list(dict.fromkeys(compressors)),
-                    repeat=2, threads=1)
+                    repeat=2, threads=1, baselines=baselines)
     pred = {p.name: p for p in advice.predictions}
     print(f"\ncommpress advise (link from tc: {link.describe()}; compute measured here: "
           f"{1e3 * advice.compute.total:.0f} ms/step) against the measurement:")
     print(f"| {'method':<26} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
     print(f"|{'-' * 28}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
     for r in results:
-        key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook"}.get(r["method"], r["compressor"] if _ddp_ours(r) else None)
+        key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook", "bf16": "bf16 hook"}.get(
+            r["method"], r["compressor"] if _ddp_ours(r) else None)
+        if r["method"].startswith("powersgd"):
+            key = powersgd_name(int(r["compressor"] or 1))
         p = pred.get(key)
         if p is None:
             continue

@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--compressors", default=None,
                    help="comma-separated compressors, each name[:key=value,...], e.g. sign,cq:levels=15,range=norm,qsgd:s=7 "
                         "(default: a representative set)")
+    p.add_argument("--baselines", default="",
+                   help="PyTorch's other hooks to predict beside fp32 and fp16: bf16 and/or powersgd:R, comma-separated "
+                        "(e.g. bf16,powersgd:1,powersgd:4; 'all' for those three)")
     p.add_argument("--model", choices=("cnn", "mlp"), default="cnn",
                    help="built-in model: a small CNN on 28x28 images, or an MLP 784-H-H-10 (default cnn)")
     p.add_argument("--hidden", type=int, default=1024, help="hidden width H of --model mlp (default 1024)")
@@ -71,8 +74,13 @@ def run(args) -> int:
         params = int(args.model_params)
     model, batch = make_model(args.model, hidden=args.hidden, params=params, batch_size=args.batch_size)
     compressors = _split_specs(args.compressors) if args.compressors else None
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    if baselines == ["all"]:
+        from commpress.integrations.advise import BASELINES
+
+        baselines = list(BASELINES)
     advice = advise(model, batch, processes=args.processes, link=link, compressors=compressors,
-                    repeat=args.repeat, threads=args.threads, link_options=link_options)
+                    repeat=args.repeat, threads=args.threads, link_options=link_options, baselines=baselines)
     print(format_advice(advice))
     return 0
 

@@ -314,3 +314,44 @@ def test_cli_help_has_an_example(capsys):
         main(["advise", "--help"])
     assert info.value.code == 0
     assert "commpress advise --bandwidth 100Mbit --latency 1ms" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ PyTorch's other hooks
+def test_powersgd_payload_follows_the_hooks_rule():
+    """P and Q per matrix where they are smaller than the matrix by min_compression_rate (2), the
+    tensor itself otherwise; vectors uncompressed (PyTorch's powerSGD_hook)."""
+    shapes = [(100, 50), (100,), (3, 4), (8, 2, 3, 3)]  # a conv weight is viewed as (8, 18)
+    r = 2
+    expected = 4 * ((100 + 50) * 2 + 100 + 3 * 4 + (8 + 18) * 2)  # 3x4: (3+4)*2*2 = 28 > 12, kept
+    assert adv.powersgd_payload(shapes, r) == expected
+    assert adv.powersgd_payload(shapes, 1) < expected < adv.powersgd_payload(shapes, 4)
+    assert adv.powersgd_payload([(10, 10)], 50) == 4 * 100  # the rank is capped by the sides
+
+
+def test_baselines_join_the_candidates_and_bad_ones_are_refused():
+    buckets = [1000, 3000]
+    shapes = [(40, 50), (2000,)]
+    cands = {x.name: x for x in adv.measure_candidates(["sign"], buckets, 2, repeat=1, baselines=adv.BASELINES,
+                                                        shapes=shapes)}
+    assert cands[adv.BF16].payload_bytes == 2 * 4000 and cands[adv.BF16].overlap
+    p1 = cands[adv.powersgd_name(1)]
+    assert p1.payload_bytes == 4 * (90 + 2000) and p1.messages == 6 and p1.overlap and p1.codec_seconds > 0
+    assert adv.is_pytorch(p1.name) and adv.is_pytorch(adv.BF16) and not adv.is_pytorch("sign")
+    with pytest.raises(ConfigError, match="unknown baseline 'powersgd:x'"):
+        adv.measure_candidates([], buckets, 2, repeat=1, baselines=["powersgd:x"], shapes=shapes)
+    with pytest.raises(ConfigError, match="shapes"):
+        adv.measure_candidates([], buckets, 2, repeat=1, baselines=["powersgd:1"])
+
+
+def test_the_verdict_names_pytorchs_powersgd_when_it_is_fastest(capsys, monkeypatch):
+    _inject_timings(monkeypatch, {**CODEC, "sign": 0.05, "qsgd:s=7": 0.05, adv.powersgd_name(1): 1e-3,
+                                  adv.powersgd_name(4): 2e-3})
+    assert main([*SLOW, "--baselines", "all"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(_table(out)) == sorted([FP32, FP16, adv.BF16, "PowerSGD rank 1", "PowerSGD rank 4", "sign",
+                                          "qsgd:s=7"])
+    assert "commpress's compressors do not pay: PyTorch's PowerSGD rank 1 is fastest" in out
+    # negative control: PowerSGD's codec made slow, commpress's sign is fastest again
+    _inject_timings(monkeypatch, {**CODEC, adv.powersgd_name(1): 1.0, adv.powersgd_name(4): 1.0, adv.BF16: 1.0})
+    assert main([*SLOW, "--baselines", "all"]) == 0
+    assert "verdict: compression pays: sign is fastest" in capsys.readouterr().out

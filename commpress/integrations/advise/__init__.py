@@ -19,7 +19,11 @@ decodes all :math:`k` of them.
 DDP's own fp32 all-reduce and PyTorch's fp16 hook run asynchronously, so their communication can
 hide behind the backward pass: their step is predicted as
 :math:`t_{\text{fwd}} + \max(t_{\text{bwd}}, T_{\text{comm}}) + t_{\text{opt}} + t_{\text{codec}}`,
-the baselines' best case. The commpress hooks run their collectives synchronously:
+the baselines' best case. On request (``baselines=``, ``commpress advise --baselines``) PyTorch's
+bf16 hook and its PowerSGD hook (Vogels, Karimireddy, Jaggi, NeurIPS 2019) are predicted the same
+way: bf16 as fp16; PowerSGD with the bytes of its factors P and Q (:func:`powersgd_payload`), three
+all-reduces per bucket and its matrix products and orthogonalisation timed here. The commpress hooks
+are predicted as running their collectives synchronously (a conservative bound since they overlap):
 :math:`t_{\text{compute}} + t_{\text{codec}} + T_{\text{comm}}`. Encoding and decoding are
 measured on this machine on vectors of the model's bucket sizes.
 
@@ -54,6 +58,8 @@ from commpress.integrations.advise._demo_models import make_model
 from commpress.integrations.advise._format import format_advice, verdict
 from commpress.integrations.advise._measure import measure_candidates, measure_compute, measure_link
 from commpress.integrations.advise._model import (
+    BASELINES,
+    BF16,
     BUCKET_CAP_BYTES,
     FIRST_BUCKET_BYTES,
     FP16,
@@ -67,11 +73,16 @@ from commpress.integrations.advise._model import (
     break_even_bandwidth,
     ddp_buckets,
     fit_link,
+    is_pytorch,
+    powersgd_name,
+    powersgd_payload,
     predict,
 )
 from commpress.integrations.advise._units import BANDWIDTH_UNITS, parse_bandwidth, parse_latency
 
 __all__ = [
+    "BASELINES",
+    "BF16",
     "Advice",
     "Candidate",
     "Compute",
@@ -85,6 +96,9 @@ __all__ = [
     "compressor_from_spec",
     "ddp_buckets",
     "fit_link",
+    "is_pytorch",
+    "powersgd_name",
+    "powersgd_payload",
     "format_advice",
     "make_model",
     "measure_candidates",
@@ -116,8 +130,11 @@ class Advice:
 def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, processes: int = 2,
            link: Link | None = None, compressors: Sequence[str | Compressor] | None = None,
            repeat: int = 3, threads: int | None = None, loss_fn=None,
-           link_options: dict[str, Any] | None = None) -> Advice:
+           link_options: dict[str, Any] | None = None, baselines: Sequence[str] = ()) -> Advice:
     """Measure what is not given and predict a DDP step of ``model`` per compressor.
+
+    ``baselines``: PyTorch's other hooks to predict beside fp32 and fp16, any of ``"bf16"`` and
+    ``"powersgd:R"`` (``BASELINES`` = bf16, PowerSGD rank 1 and 4).
 
     ``link=None`` measures the link with :func:`measure_link` (``link_options`` go there).
     ``threads``: threads per rank for the local timings (default: this machine's cores shared
@@ -138,10 +155,12 @@ def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, proces
     compute = measure_compute(model, batch, loss_fn=loss_fn, repeat=repeat, threads=threads)
     buckets = ddp_buckets([p.numel() for p in model.parameters() if p.requires_grad])
     d = sum(buckets)
-    candidates = measure_candidates(specs, buckets, k, repeat=repeat, threads=threads)
+    shapes = [tuple(p.shape) for p in model.parameters() if p.requires_grad]
+    candidates = measure_candidates(specs, buckets, k, repeat=repeat, threads=threads, baselines=baselines,
+                                    shapes=shapes)
     predictions = predict(candidates, link=link, processes=k, compute=compute, d=d)
     by_name = {c.name: c for c in candidates}
-    others = [p for p in predictions if p.name not in (FP32, FP16)]
+    others = [p for p in predictions if not is_pytorch(p.name)]
     break_even = None
     if others:
         best = min(others, key=lambda p: p.step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from commpress.integrations.advise._model import FP16, FP32, Prediction
+from commpress.integrations.advise._model import FP16, FP32, Prediction, is_pytorch
 from commpress.integrations.advise._units import _fmt_rate, _ms
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ def verdict(predictions: Sequence[Prediction], *, break_even: float | None = Non
     all-reduce (see :func:`break_even_bandwidth`), quoted when compression does not pay.
     """
     by_name = {p.name: p for p in predictions}
-    others = [p for p in predictions if p.name not in (FP32, FP16)]
+    others = [p for p in predictions if not is_pytorch(p.name)]
     fastest = min(predictions, key=lambda p: p.step)
     best = min(others, key=lambda p: p.step) if others else None
     fp32 = by_name[FP32]
@@ -36,6 +36,12 @@ def verdict(predictions: Sequence[Prediction], *, break_even: float | None = Non
     if fastest.name == FP16:
         text = (f"on this link compression beyond fp16 does not pay: the fp16 hook is fastest ({_ms(fastest.step)} "
                 f"per step, {fastest.vs_fp32:.1f}x faster than fp32 all-reduce)")
+        if best is not None:
+            text += f"; the best compressor ({best.name}) would take {_ms(best.step)}"
+        return text + "."
+    if is_pytorch(fastest.name):  # bf16 or PowerSGD
+        text = (f"on this link commpress's compressors do not pay: PyTorch's {fastest.name} is fastest "
+                f"({_ms(fastest.step)} per step, {fastest.vs_fp32:.1f}x faster than fp32 all-reduce)")
         if best is not None:
             text += f"; the best compressor ({best.name}) would take {_ms(best.step)}"
         return text + "."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import socket
 import statistics
 import time
@@ -17,7 +18,18 @@ from commpress.compressors import Compressor
 from commpress.errors import ConfigError, DistributedError, InputTypeError
 from commpress.integrations.advise._checks import _check_int, _check_processes
 from commpress.integrations.advise._compressors import compressor_from_spec
-from commpress.integrations.advise._model import FP16, FP32, Candidate, Compute, Link, fit_link
+from commpress.integrations.advise._model import (
+    BASELINES,
+    BF16,
+    FP16,
+    FP32,
+    Candidate,
+    Compute,
+    Link,
+    fit_link,
+    powersgd_name,
+    powersgd_payload,
+)
 from commpress.integrations.advise._threads import _threads
 
 #: Bytes of the length word the commpress hooks all-gather before each payload.
@@ -53,8 +65,10 @@ def measure_compute(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], 
 
 
 def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequence[int], processes: int, *,
-                       repeat: int = 3, threads: int | None = None, seed: int = 0) -> list[Candidate]:
-    """The fp32 and fp16 references and one candidate per compressor, with codec times measured here.
+                       repeat: int = 3, threads: int | None = None, seed: int = 0,
+                       baselines: Sequence[str] = (), shapes: Sequence[Sequence[int]] | None = None) -> list[Candidate]:
+    """The fp32 and fp16 references, PyTorch's ``baselines`` (``"bf16"``, ``"powersgd:R"``; PowerSGD
+    needs the parameters' ``shapes``) and one candidate per compressor, with codec times measured here.
 
     Codec time per step = the sum over ``buckets`` (entries per bucket) of this rank's encoding
     and the decoding of all ``processes`` payloads (for summable compressors: the fast path of
@@ -76,6 +90,7 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
             Candidate(FP32, 4 * d, 0.0, "all_reduce", len(buckets), overlap=True),
             Candidate(FP16, 2 * d, fp16, "all_reduce", len(buckets), overlap=True),
         ]
+        out += _baseline_candidates(baselines, grads, shapes, k, len(buckets), repeat)
         for spec in compressors:
             C = compressor_from_spec(spec)
             label = spec if isinstance(spec, str) else repr(C)
@@ -97,6 +112,44 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
 
             nbytes = sum(len(p) + _LENGTH_BYTES for p in payloads)
             out.append(Candidate(label, nbytes, _median_time(codec_once, repeat), "all_gather", 2 * len(buckets)))
+    return out
+
+
+def _baseline_candidates(baselines: Sequence[str], grads: list[torch.Tensor], shapes: Any, k: int, nbuckets: int,
+                         repeat: int) -> list[Candidate]:
+    """bf16: the fp16 hook's passes in bfloat16. PowerSGD rank r: its payload from the shapes, three
+    all-reduces per bucket (the uncompressed tensors, P, Q), asynchronous like PyTorch's other hooks,
+    and the codec timed here: per matrix M (n x m), P = M Q, orthogonalised, Q = M^T P, M ~ P Q^T,
+    with the error-feedback additions."""
+    out = []
+    for spec in baselines:
+        kind, _, arg = str(spec).partition(":")
+        if kind == "bf16" and not arg:
+            bf16 = _median_time(lambda: [x.div(k).bfloat16().float() for x in grads], repeat)
+            out.append(Candidate(BF16, 2 * sum(x.numel() for x in grads), bf16, "all_reduce", nbuckets, overlap=True))
+        elif kind == "powersgd" and arg.isdigit() and int(arg) >= 1:
+            if shapes is None:
+                raise ConfigError("advise: PowerSGD's payload depends on the parameters' shapes; pass shapes= "
+                                  "(advise() does) or leave powersgd out of baselines.")
+            rank = int(arg)
+            matrices = [(int(s[0]), math.prod(s) // int(s[0])) for s in shapes if len(s) >= 2]
+            Ms = [torch.randn(n, m) for n, m in matrices]
+            Qs = [torch.randn(m, min(rank, n, m)) for n, m in matrices]
+
+            def powersgd_once() -> None:
+                for M, Q in zip(Ms, Qs):
+                    E = M.clone()  # the gradient plus the error feedback
+                    P = E @ Q
+                    P = torch.linalg.qr(P).Q
+                    Qn = E.t() @ P
+                    E.sub_(P @ Qn.t())
+
+            codec = _median_time(powersgd_once, repeat)
+            out.append(Candidate(powersgd_name(rank), powersgd_payload(shapes, rank), codec, "all_reduce",
+                                 3 * nbuckets, overlap=True))
+        else:
+            raise ConfigError(f"advise: unknown baseline {spec!r}; use bf16 or powersgd:R (R >= 1), e.g. "
+                              f"{','.join(BASELINES)}.")
     return out
 
 

@@ -21,6 +21,38 @@ from commpress.integrations.advise._units import _fmt_rate, _fmt_seconds
 
 #: The names of the two reference rows.
 FP32, FP16 = "fp32 all-reduce", "fp16 hook"
+#: PyTorch's other hooks, predicted on request (``baselines=``): the bf16 hook and PowerSGD.
+BF16 = "bf16 hook"
+BASELINES = ("bf16", "powersgd:1", "powersgd:4")
+
+
+def powersgd_name(rank: int) -> str:
+    """The row label of PyTorch's PowerSGD hook at ``rank``."""
+    return f"PowerSGD rank {int(rank)}"
+
+
+def is_pytorch(name: str) -> bool:
+    """Whether a row is one of PyTorch's own ways (fp32, fp16, bf16, PowerSGD), not a commpress hook."""
+    return name in (FP32, FP16, BF16) or name.startswith("PowerSGD rank ")
+
+
+def powersgd_payload(shapes: Sequence[Sequence[int]], rank: int, min_compression_rate: float = 2.0) -> int:
+    r"""Bytes one rank all-reduces per step with PyTorch's PowerSGD hook (Vogels, Karimireddy, Jaggi,
+    NeurIPS 2019, Alg. 1, as ``powerSGD_hook`` implements it): a matrix :math:`n \times m` (a tensor
+    viewed as ``(shape[0], rest)``) sends :math:`P \in \mathbb R^{n\times r}` and
+    :math:`Q \in \mathbb R^{m\times r}` in fp32 when :math:`nm > (n+m)r\cdot` ``min_compression_rate``,
+    else itself; vectors are sent uncompressed."""
+    total = 0
+    for shape in shapes:
+        numel = math.prod(shape)
+        if len(shape) < 2:
+            total += 4 * numel
+            continue
+        n = int(shape[0])
+        m = numel // n
+        r = min(int(rank), n, m)
+        total += 4 * ((n + m) * r if n * m > (n + m) * r * min_compression_rate else n * m)
+    return total
 #: DDP's bucket sizes: the first bucket, then the cap (``bucket_cap_mb`` = 25).
 FIRST_BUCKET_BYTES, BUCKET_CAP_BYTES = 1024 * 1024, 25 * 1024 * 1024
 
