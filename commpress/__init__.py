@@ -39,6 +39,7 @@ __all__ = [
     "problems",
     "theory",
     "testing",
+    "optim",
     "derive_seed",
     "CommpressError",
     "ConfigError",
@@ -53,7 +54,7 @@ __all__ = [
 #: Subpackages reachable as attributes (``cp.compressors``), imported on first access.
 _SUBMODULES = frozenset({
     "algorithms", "compressors", "datasets", "distributed", "errors", "experiments", "integrations",
-    "network", "problems", "reproductions", "testing", "theory", "wire",
+    "network", "optim", "problems", "reproductions", "testing", "theory", "wire",
 })
 #: Re-exported names: name -> the module that defines it.
 _NAMES = {

@@ -47,6 +47,7 @@ PAGES: list[tuple[str, str, str, bool]] = [
     ("fsdp", "commpress.integrations.fsdp", "commpress.integrations.fsdp", False),
     ("advise", "commpress.integrations.advise", "commpress.integrations.advise", False),
     ("netns", "commpress.integrations.netns", "commpress.integrations.netns", True),
+    ("optim", "commpress.optim", "commpress.optim", False),
     ("datasets", "commpress.datasets", "commpress.datasets", False),
     ("testing", "commpress.testing", "commpress.testing", True),
 ]
