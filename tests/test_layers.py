@@ -18,6 +18,7 @@ ALLOWED = {
     "compressors": {"wire"},
     "problems": {"datasets"},
     "datasets": set(),
+    "optim": set(),
     "network": {"compressors", "wire"},
     "theory": {"compressors", "problems"},
     "algorithms": {"network", "problems", "theory", "compressors", "wire"},
@@ -26,7 +27,7 @@ ALLOWED = {
     "experiments": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "integrations", "simulate",
                     "distributed"},
     "simulate": {"algorithms", "network", "problems", "theory", "compressors", "wire"},
-    "reproductions": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "integrations", "simulate", "experiments", "distributed"},
+    "reproductions": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "integrations", "simulate", "experiments", "distributed", "optim"},
     "distributed": {"wire", "compressors", "problems", "datasets", "network", "theory", "algorithms", "simulate"},
     "cli": {"*"},
 }
