@@ -29,6 +29,7 @@ them, so either name works and the public one wins.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -193,6 +194,13 @@ class Compressor:
     #: suite checks both ways: a deterministic compressor gives one output for every seed, any
     #: other one must use its seed. Wrappers set it per instance from their parts.
     deterministic: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every ``apply`` / ``encode`` / ``decode`` a subclass defines takes half precision too."""
+        super().__init_subclass__(**kwargs)
+        for name, wrap in _HALF_WRAPPERS.items():
+            if name in cls.__dict__:
+                setattr(cls, name, wrap(cls.__dict__[name]))
 
     # ------------------------------------------------------------------ public API
     def apply(
@@ -375,7 +383,7 @@ class Compressor:
             raise InputError("decode got no payloads; pass one bytes object per client row.")
         d = _check_dim(d)
         if dtype not in (torch.float32, torch.float64):
-            raise InputTypeError(f"decode dtype must be torch.float32 or torch.float64; got {dtype}.")
+            raise InputTypeError(f"decode dtype must be torch.float32, float64, float16 or bfloat16; got {dtype}.")
         clients_t, n = _check_clients(clients, n, len(payloads))
         ctx = Context(
             seed=_check_seed(seed), n=n, d=d, clients=clients_t, dtype=dtype,
@@ -415,6 +423,62 @@ class Compressor:
         return bits
 
 
+#: Half precisions (float16, bfloat16): a batch is compressed as its float32 upcast, which is exact,
+#: so the payload and bits are those of the float32 batch; ``apply`` rounds its output back to the
+#: input's dtype and ``decode(..., dtype=half)`` rounds the float32 rows it decodes.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def _half_apply(fn: Any) -> Any:
+    if getattr(fn, "_takes_half", False):
+        return fn
+
+    @functools.wraps(fn)
+    def apply(self: Compressor, X: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(X, torch.Tensor) and X.dtype in HALF_DTYPES:
+            X_hat, bits = fn(self, X.float(), *args, **kwargs)
+            return X_hat.to(X.dtype), bits
+        return fn(self, X, *args, **kwargs)
+
+    apply._takes_half = True  # type: ignore[attr-defined]
+    return apply
+
+
+def _half_encode(fn: Any) -> Any:
+    if getattr(fn, "_takes_half", False):
+        return fn
+
+    @functools.wraps(fn)
+    def encode(self: Compressor, X: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(X, torch.Tensor) and X.dtype in HALF_DTYPES:
+            X = X.float()
+        return fn(self, X, *args, **kwargs)
+
+    encode._takes_half = True  # type: ignore[attr-defined]
+    return encode
+
+
+def _half_decode(fn: Any) -> Any:
+    if getattr(fn, "_takes_half", False):
+        return fn
+
+    @functools.wraps(fn)
+    def decode(self: Compressor, *args: Any, **kwargs: Any) -> Any:
+        dtype = kwargs.get("dtype")
+        if dtype in HALF_DTYPES:
+            return fn(self, *args, **{**kwargs, "dtype": torch.float32}).to(dtype)
+        return fn(self, *args, **kwargs)
+
+    decode._takes_half = True  # type: ignore[attr-defined]
+    return decode
+
+
+_HALF_WRAPPERS = {"apply": _half_apply, "encode": _half_encode, "decode": _half_decode}
+for _name, _wrap in _HALF_WRAPPERS.items():
+    setattr(Compressor, _name, _wrap(getattr(Compressor, _name)))
+del _name, _wrap
+
+
 def _in_order(idx: torch.Tensor, rows: int) -> bool:
     """The layout group ``idx`` is every row, in order (its fields need no gather or scatter)."""
     return int(idx.numel()) == rows and bool(torch.equal(idx, torch.arange(rows)))
@@ -449,7 +513,7 @@ def _check_batch(X: Any) -> torch.Tensor:
         raise InputError(f"compress expects X of shape (n_clients, d); got {tuple(X.shape)}.{hint}")
     if X.dtype not in (torch.float32, torch.float64):
         raise InputTypeError(
-            f"compressors take float32 or float64 tensors; got {X.dtype}. Convert with X.double() or X.float()."
+            f"compressors take float32, float64, float16 or bfloat16 tensors; got {X.dtype}. Convert with X.float()."
         )
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise InputError(f"X must have at least one row and one column; got shape {tuple(X.shape)}.")

@@ -62,7 +62,7 @@ BAD_INPUTS: list[tuple[str, Callable[[torch.Tensor], Any], type]] = [
     ("1-d (no client axis)", lambda X: X[0], InputError),
     ("3-d", lambda X: X[None], InputError),
     ("of dtype int64", lambda X: X.to(torch.int64), InputTypeError),
-    ("of dtype float16", lambda X: X.to(torch.float16), InputTypeError),
+    ("of dtype complex64", lambda X: X.to(torch.complex64), InputTypeError),
     ("a NumPy array", lambda X: X.numpy(), InputTypeError),
     ("with zero columns", lambda X: X[:, :0], InputError),
 ]
