@@ -17,13 +17,15 @@ def add_parser(sub) -> None:
             "Examples:\n"
             "  commpress plot runs/main\n"
             "  commpress plot runs/main --x iterations --y loss_gap --out gap.png\n"
+            "  commpress plot runs/bidirectional --x bits_total\n"
             "  commpress plot runs/main --all"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("dirs", nargs="+", metavar="RUN_DIR", help="sweep folders and/or run folders")
-    p.add_argument("--x", choices=("bits", "iterations"), default="bits",
-                   help="x axis: uplink bits per client (default) or iterations")
+    p.add_argument("--x", choices=("bits", "bits_total", "iterations"), default="bits",
+                   help="x axis: uplink bits per client (default), bits_total (uplink + downlink bits per "
+                        "client, for bidirectional compression) or iterations")
     p.add_argument("--y", choices=("grad_norm_sq", "loss_gap", "dist"), default="grad_norm_sq",
                    help="y axis: ||grad f||^2 (default), f - f*, or ||x - x*||^2")
     p.add_argument("--all", dest="all_multipliers", action="store_true",

@@ -1,5 +1,6 @@
 """Convergence plots in the papers' style: log ||grad f||^2 (or f - f*, or ||x - x*||^2) against
-uplink bits per client (or iterations), one line per method with its stepsize multiplier.
+uplink bits per client (or ``bits_total``: uplink + downlink bits per client, or iterations), one line
+per method with its stepsize multiplier.
 
 ``plot_sweep(out_dir)`` plots the best multiplier of every method of a finished sweep;
 ``plot_dirs([...])`` any mix of sweep folders and single run folders (``commpress plot``);
@@ -23,7 +24,9 @@ from commpress.errors import ConfigError, DataFileError
 from commpress.experiments import store
 from commpress.experiments.report import multiplier_text, problem_text
 
-X_KINDS = {"bits": ("bits_up", "uplink bits per client"), "iterations": ("iteration", "iterations")}
+X_KINDS = {"bits": ("bits_up", "uplink bits per client"),
+           "bits_total": ("bits_total", "total bits per client (uplink + downlink)"),
+           "iterations": ("iteration", "iterations")}
 Y_KINDS = {
     "grad_norm_sq": ("grad_norm_sq", r"$\|\nabla f(x^k)\|^2$"),
     "loss_gap": ("loss", r"$f(x^k) - f^\star$"),
@@ -51,10 +54,18 @@ def _check_kinds(x: str, y: str) -> None:
         raise ConfigError(f"plot y must be one of {list(Y_KINDS)}; got {y!r}.")
 
 
+def x_values(metrics: dict[str, Any], x: str) -> list[float]:
+    """The x values of a run's metrics: a column, or ``bits_total`` = ``bits_up + bits_down`` per client
+    (bidirectional compression: every client's uplink plus what it received)."""
+    if x == "bits_total":
+        return [float(u) + float(d) for u, d in zip(metrics["bits_up"], metrics["bits_down"])]
+    return [float(v) for v in metrics[X_KINDS[x][0]]]
+
+
 def _series(run: dict[str, Any], x: str, y: str) -> tuple[list[float], list[float], int]:
     """(x values, y values with NaN where not drawable, count of values <= 0 left out)."""
     m = run["metrics"]
-    xs = [float(v) for v in m[X_KINDS[x][0]]]
+    xs = x_values(m, x)
     if y == "grad_norm_sq":
         ys = m["grad_norm_sq"]
     elif y == "loss_gap":
@@ -182,7 +193,7 @@ def figure(curves: list[Curve], *, x: str, y: str, title: str = "", target: floa
         ax.set_ylim(low / 3, 100 * max(starts))
     ax.set_xlabel(X_KINDS[x][1])
     ax.set_ylabel(Y_KINDS[y][1])
-    if x == "bits":
+    if x in ("bits", "bits_total"):
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_bits_label))
     ax.set_xlim(left=0)
     if title:

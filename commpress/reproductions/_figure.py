@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from commpress.experiments.plots import X_KINDS, Y_KINDS, _bits_label
+from commpress.experiments.plots import X_KINDS, Y_KINDS, _bits_label, x_values
 from commpress.reproductions._seeds import plot_band
 
 _TINY = 1e-300
@@ -111,11 +111,11 @@ def convergence_figure(results, path: Path, *, panels: list[str] | None = None, 
         for label in panel.methods:
             m = panel.method(label)
             colour = cmap(labels.index(label) % 10)
-            curves = [([float(v) for v in run["metrics"][X_KINDS[x][0]]], _y_values(run, y)) for run in m.runs]
+            curves = [(x_values(run["metrics"], x), _y_values(run, y)) for run in m.runs]
             off = " →" if label in fig_spec.xmax_exclude else ""
             seeds = f", {len(curves)} seeds" if len(curves) > 1 else ""
             plot_band(ax, curves, color=colour, lw=1.6, label=f"{label} (γ×{m.multiplier:g}{seeds}){off}")
-        kept = [float(r["metrics"][X_KINDS[x][0]][-1]) for label in panel.methods
+        kept = [x_values(r["metrics"], x)[-1] for label in panel.methods
                 if label not in fig_spec.xmax_exclude for r in panel.method(label).runs]
         if fig_spec.xmax_exclude and kept:
             ax.set_xlim(right=1.1 * max(kept))
@@ -124,7 +124,7 @@ def convergence_figure(results, path: Path, *, panels: list[str] | None = None, 
         ax.set_yscale("log")
         ax.set_xlabel(X_KINDS[x][1])
         ax.set_ylabel(Y_KINDS[y][1])
-        if x == "bits":
+        if x in ("bits", "bits_total"):
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_bits_label))
         ax.set_xlim(left=0)
         ax.set_title((titles or {}).get(pname) or panel_title(panel), fontsize=9)

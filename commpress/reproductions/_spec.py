@@ -10,7 +10,7 @@ is optional)::
     notes = "choices made here where the paper's numbers were lost"
 
     [params]          # free-form values the claim check reads (targets, tolerances, grids)
-    [figure]          # x = "bits" | "iterations", y = "grad_norm_sq" | ..., columns, title
+    [figure]          # x = "bits" | "bits_total" | "iterations", y = "grad_norm_sq" | ..., columns, title
     [sweep]           # the base sweep: [sweep.problem], [sweep.run], [[sweep.methods]], as in any config
     [[panels]]        # one sweep per panel: name, label, and keys deep-merged into [sweep]
     [quick]           # deep-merged over the whole file by --quick (a list, e.g. panels, replaces)
@@ -62,8 +62,8 @@ class FigureSpec(_Table):
     @field_validator("x")
     @classmethod
     def _x(cls, v: str) -> str:
-        if v not in ("bits", "iterations"):
-            raise ValueError(f"figure.x = {v!r}: must be 'bits' or 'iterations'.")
+        if v not in ("bits", "bits_total", "iterations"):
+            raise ValueError(f"figure.x = {v!r}: must be 'bits', 'bits_total' or 'iterations'.")
         return v
 
     @field_validator("y")
