@@ -18,6 +18,7 @@ from commpress import _loop
 from commpress._checks import check_float
 from commpress._loop import BLOWUP_FACTOR, STATUSES  # noqa: F401  (re-exported: stop statuses, blow-up rule)
 from commpress.algorithms import Algorithm, make, parameters
+from commpress.algorithms._participation import participation_params
 from commpress.errors import ConfigError, InputTypeError
 from commpress.network import LocalNetwork
 from commpress.problems.base import Problem
@@ -114,6 +115,7 @@ def simulate(
     record_every: int = 1,
     progress: bool = False,
     callback: Callable[[int, Any, dict[str, float]], bool | None] | None = None,
+    participation: Any = None,
     **algorithm_params: Any,
 ) -> History:
     """Run ``algorithm`` on ``problem`` (all clients in this process) and return its :class:`History`.
@@ -147,6 +149,12 @@ def simulate(
             request. An exception raised inside the callback propagates unchanged and ends the
             run (no history is returned). The state is the method's own object: read it, do not
             change it.
+        participation: which clients take part in each round (partial participation): None (the
+            method's own setting, every client for the others), ``"full"``, ``"nice:4"`` (4 clients per
+            round), ``"independent:0.5"``, a dict such as ``{"name": "nice", "tau": 4}`` or a
+            :class:`~commpress.network.sampling.Sampler`. Anything but full needs a
+            partial-participation method (``marina_pp``, ``ef21_pp``, ``diana_pp``, ``dasha_pp``);
+            only the participants are charged bits.
         **algorithm_params: the method's own settings (``p``, ``alpha``, ``R``, ``x0`` ...);
             ``x0`` is the starting point (default ``problem.x0()``).
 
@@ -184,7 +192,8 @@ def simulate(
     x0 = algorithm_params.pop("x0", None)
 
     if isinstance(algorithm, Algorithm):
-        if compressor is not None or downlink_compressor is not None or algorithm_params or seed != 0:
+        if compressor is not None or downlink_compressor is not None or algorithm_params or seed != 0 \
+                or participation is not None:
             raise ConfigError(
                 "simulate got a built algorithm and settings for it; pass the settings to its constructor, "
                 "or pass the algorithm by name."
@@ -198,6 +207,7 @@ def simulate(
         source = "algorithm" if stepsize is None else "given"
     else:
         network = LocalNetwork(problem.n, keep_rounds=False)
+        algorithm_params = participation_params(algorithm, participation, algorithm_params, "simulate")
         if "horizon" in parameters(algorithm) and algorithm_params.get("horizon") is None:
             algorithm_params["horizon"] = iterations  # K of the horizon-dependent stepsizes (DCGD, P-SGD)
         given = None if stepsize is None else _positive("stepsize", stepsize) * mult

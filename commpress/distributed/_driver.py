@@ -31,6 +31,7 @@ import torch
 from commpress import _loop, problems
 from commpress._checks import check_float
 from commpress.algorithms import make, parameters
+from commpress.algorithms._participation import participation_params
 from commpress.distributed._checkpoint import Checkpoints
 from commpress.distributed._faults import Faults
 from commpress.distributed._job import Job
@@ -62,7 +63,7 @@ def _number(name: str, value: Any, *, positive: bool) -> float:
 def _build(job: Job, problem, network):
     """The algorithm, as :func:`commpress.simulate` builds it (same defaults, same stepsize)."""
     mult = _number("stepsize_multiplier", job.stepsize_multiplier, positive=True)
-    params = dict(job.params)
+    params = participation_params(job.algorithm, job.participation, dict(job.params), "a distributed run")
     x0 = params.pop("x0", None)
     if x0 is not None:
         x0 = torch.as_tensor(x0, dtype=problem.dtype)

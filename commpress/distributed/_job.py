@@ -33,6 +33,7 @@ class Job:
 
     ``problem`` is ``{"name": ..., "params": {...}}``; ``compressor`` / ``downlink_compressor`` a
     registered name, ``{"name": ..., **params}`` or None; ``params`` the algorithm's own settings.
+    ``participation`` is :func:`commpress.simulate`'s (a sampler spec: ``"nice:4"``, a dict, or None).
     ``checkpoint_dir`` (every ``checkpoint_every`` rounds, and at the end) and ``metrics_csv``
     (rank 0 appends one line per recorded round, flushed) are optional.
     """
@@ -53,6 +54,7 @@ class Job:
     checkpoint_dir: str | None = None
     checkpoint_every: int | None = None
     metrics_csv: str | None = None
+    participation: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "problem", problem_spec(self.problem))
@@ -95,5 +97,7 @@ class Job:
         data = self.to_dict()
         for key in ("checkpoint_dir", "checkpoint_every", "metrics_csv"):
             data.pop(key)
+        if data.get("participation") is None:  # the fingerprints of jobs written before the field existed
+            data.pop("participation", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

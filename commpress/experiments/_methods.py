@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from commpress.algorithms._participation import participation_params
 from commpress.experiments._params import algorithm_defaults, check_params, lookup, resolved_params, signature_defaults
 
 if TYPE_CHECKING:
@@ -78,11 +79,14 @@ def methods(config: Config) -> list[Method]:
             down = m.downlink_compressor if m.downlink_compressor is not None else config.run.downlink_compressor
             accepted = algorithm_defaults(m.algorithm)  # [run.params] are every method's defaults
             shared = {k: v for k, v in (config.run.params or {}).items() if k in accepted}
-            raw.append((m.algorithm, m.compressor, {**shared, **m.params}, down, m.label))
+            params = participation_params(m.algorithm, config.run.participation, {**shared, **m.params},
+                                          "run.participation")
+            raw.append((m.algorithm, m.compressor, params, down, m.label))
     else:
         for a in config.run.algorithms or []:
             accepted = algorithm_defaults(a)
             params = {k: v for k, v in config.run.params.items() if k in accepted}
+            params = participation_params(a, config.run.participation, params, "run.participation")
             uses = lookup("algorithms", a).uses_compressor
             for c in (config.run.compressors or [None]) if uses else [None]:
                 raw.append((a, c, params, config.run.downlink_compressor, None))

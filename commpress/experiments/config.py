@@ -17,6 +17,10 @@ Sweeps: ``algorithm``, ``compressor``, ``seed`` and ``stepsize_multiplier`` also
 in the singular or the plural): the runs are every algorithm x compressor (an algorithm that sends
 uncompressed vectors, such as ``gd``, runs once, without a compressor) x stepsize multiplier x seed.
 A compressor is a name (``"cq"``) or a table with its parameters (``{name = "iq", levels = 2}``).
+Partial participation: ``participation = "nice:4"`` (4 clients per round; also ``"independent:0.5"``,
+``"full"`` or a table ``{name = "nice", tau = 4}``) in ``[run]`` applies to every partial-participation
+method of the sweep (``marina_pp``, ``ef21_pp``, ``diana_pp``, ``dasha_pp``; other methods accept only
+``"full"``); per method it is ``params = {participation = "nice:4"}``.
 For methods that do not form a product, list them as ``[[methods]]`` tables (``algorithm``,
 ``compressor``, ``params``, ``label``) instead of ``run.algorithm``. Stopping rules: ``iterations``
 (always), ``bits_budget`` (uplink bits per client) and ``target`` (on ||grad f||^2), whichever comes
@@ -168,6 +172,20 @@ class RunConfig(_Table):
     target: float | None = Field(None, gt=0, allow_inf_nan=False)
     record_every: int = Field(1, ge=1)
     select: Literal["auto", "bits_to_target", "final_grad_norm_sq"] = "auto"
+    participation: str | dict[str, Any] | None = None
+
+    @field_validator("participation")
+    @classmethod
+    def _participation(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        from commpress.network.sampling import make_sampler
+
+        try:
+            make_sampler(v)
+        except ConfigError as err:
+            raise ValueError(f"run.{err}") from None
+        return v
 
     @field_validator("algorithms")
     @classmethod
@@ -262,6 +280,11 @@ class Config(_Table):
                     hint = f" Did you mean {close[0]!r}?" if close else ""
                     raise ValueError(f"run.params.{key}: none of the algorithms {self.run.algorithms} has a parameter "
                                      f"{key!r}.{hint} Their parameters: {', '.join(sorted(accepted)) or '(none)'}.")
+        if self.run.participation is not None:
+            from commpress.algorithms._participation import participation_params
+
+            for a in (self.run.algorithms or [m.algorithm for m in self.methods or []]):
+                participation_params(a, self.run.participation, {}, "run.participation")
         for i, m in enumerate(self.methods or []):
             check_params(f"methods[{i}].params", f"algorithm {m.algorithm!r}", no_run_set(m.params, f"methods[{i}]"),
                           algorithm_defaults(m.algorithm))

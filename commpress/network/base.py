@@ -69,22 +69,58 @@ class Network(ABC):
 
     # ------------------------------------------------------------------ communication
     @abstractmethod
-    def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
-        """Every local client sends its row of ``X`` (``(rows, d)``) compressed; returns the decoded rows."""
+    def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int,
+               participants: torch.Tensor | None = None) -> torch.Tensor:
+        """Every local client sends its row of ``X`` (``(rows, d)``) compressed; returns the decoded rows.
 
-    def downlink(self, x: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
+        ``participants`` (partial participation): the sorted indices of the clients that send in this
+        round (the same on every process, :mod:`commpress.network.sampling`); the others send
+        nothing, cost 0 bits, and their decoded rows are zeros. None: every client sends.
+        """
+
+    def downlink(self, x: torch.Tensor, compressor: Compressor, seed: int, *, round: int,
+                 participants: torch.Tensor | None = None) -> torch.Tensor:
         """The server broadcasts ``x`` (``(d,)``) compressed; returns what every client decodes.
 
         The server is replicated on every process, so this needs no collective: the one vector is
-        compressed once (as a batch of one row) and each local client is charged its bits.
+        compressed once (as a batch of one row) and each local client is charged its bits
+        (``participants``: only the listed clients receive it and are charged).
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 1:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputError(f"downlink sends one vector of shape (d,); got {shape}.")
         _check_compressor(compressor, "downlink")
         x_hat, bits = self._apply(compressor, x.unsqueeze(0), seed, round, "the server's broadcast")
-        self.ledger.record("down", round, bits.expand(self.rows), None if self.is_full else self.clients)
+        self._down_bits = int(bits[0])
+        if participants is None:
+            self.ledger.record("down", round, bits.expand(self.rows), None if self.is_full else self.clients)
+        else:
+            mine = self._local_participants(participants)
+            if mine.numel():
+                self.ledger.record("down", round, bits.expand(mine.numel()), mine)
         return x_hat[0]
+
+    def _local_participants(self, participants: Any) -> torch.Tensor:
+        """The listed clients this process holds (global indices, sorted), after checking the list."""
+        S = torch.as_tensor(participants, dtype=torch.int64).reshape(-1).cpu()
+        if S.numel() and (int(S.min()) < 0 or int(S.max()) >= self.n or bool((S[1:] <= S[:-1]).any())):
+            raise InputError(f"participants must be sorted distinct client indices in [0, {self.n}); "
+                             f"got {S.tolist()[:8]}.")
+        if self.is_full:
+            return S
+        return S[torch.isin(S, self.clients)]
+
+    def downlink_rows(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
+        """The server sends every local client its own message: row i of ``X`` (``(rows, d)``)
+        compressed for client i (keyed by client index, as an uplink batch: correlated compressors
+        such as PermK split the coordinates across the clients); returns the rows the clients decode.
+        Each client is charged its own payload bits (the server is replicated: no collective)."""
+        _check_compressor(compressor, "downlink")
+        X = self._check_rows(X, "downlink_rows", round)
+        X_hat, bits = self._apply(compressor, X, seed, round, "the server's per-client messages",
+                                  **({} if self.is_full else {"clients": self.clients, "n": self.n}))
+        self.ledger.record("down", round, bits, None if self.is_full else self.clients)
+        return X_hat
 
     # ------------------------------------------------------------------ reductions over all clients
     @abstractmethod

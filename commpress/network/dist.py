@@ -193,14 +193,26 @@ class TorchDistNetwork(Network):
         self.gather(torch.zeros(1, dtype=torch.int64), what)
 
     # ------------------------------------------------------------------ uplink
-    def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
+    def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int,
+               participants: torch.Tensor | None = None) -> torch.Tensor:
         _check_compressor(compressor, "uplink")
         X = self._check_rows(X, "uplink", round)
         if self.watchdog is not None:
             self.watchdog.round = round
+        S = mine = None
+        if participants is not None:  # every rank holds the same list (drawn from the shared stream)
+            S = torch.as_tensor(participants, dtype=torch.int64).reshape(-1).cpu()
+            mine = self._local_participants(S)
         status, error, payloads = STATUS_OK, None, None
         try:
-            payloads = compressor.encode(X, seed, clients=self.clients, n=self.n)
+            if S is None:
+                payloads = compressor.encode(X, seed, clients=self.clients, n=self.n)
+            else:  # the absent clients send empty payloads (length 0 in the header, 0 bits)
+                payloads = [b""] * self.rows
+                if mine.numel():
+                    sent = compressor.encode(X[mine - self._lo], seed, clients=mine, n=self.n)
+                    for j, p in zip((mine - self._lo).tolist(), sent):
+                        payloads[j] = p
         except NonFiniteError as err:  # take part in the exchange anyway, flagged, so nobody waits
             status, error = STATUS_DIVERGED, err
         except CommpressError as err:
@@ -219,9 +231,14 @@ class TorchDistNetwork(Network):
         blobs = self._call("uplink (payload bytes)",
                            lambda: gather_padded_bytes(blob, width, self.group, self.world)) if width else []
         payloads_all = unframe(headers, blobs, self.counts, self.starts, f"rank {self.rank}: uplink of round {round}")
-        full = self._decode(compressor, payloads_all, seed, X, round)
         bits = torch.tensor([8 * len(p) for p in payloads_all], dtype=torch.int64)
-        self.ledger.record("up", round, bits[self._lo : self._hi], None if self.is_full else self.clients)
+        if S is None:
+            full = self._decode(compressor, payloads_all, seed, X, round)
+            self.ledger.record("up", round, bits[self._lo : self._hi], None if self.is_full else self.clients)
+        else:
+            full = self._decode_participants(compressor, payloads_all, seed, X, round, S)
+            if mine.numel():
+                self.ledger.record("up", round, bits[mine], mine)
         self._bits["up"] += int(bits.sum())
         # A view: it shares full's version counter, so an in-place change of the rows by the caller
         # invalidates the remembered entry (and the reductions then gather densely).
@@ -253,6 +270,24 @@ class TorchDistNetwork(Network):
             "see their errors."
         )
 
+    def _decode_participants(self, compressor: Compressor, payloads: list[bytes], seed: int, X: torch.Tensor,
+                             round: int, S: torch.Tensor) -> torch.Tensor:
+        """The ``(n, d)`` batch of a partial-participation uplink: the participants' decoded rows, zeros elsewhere."""
+        absent = torch.ones(self.n, dtype=torch.bool)
+        absent[S] = False
+        spoke = [int(i) for i in torch.nonzero(absent).reshape(-1).tolist() if payloads[i]]
+        if spoke:
+            raise PayloadError(f"rank {self.rank}: uplink of round {round}: client {spoke[0]} sent a message but is "
+                               "not a participant of the round; the ranks disagree on who takes part.")
+        d = X.shape[1]
+        if S.numel() == 0:
+            return X.new_zeros(self.n, d)
+        rows = compressor.decode([payloads[i] for i in S.tolist()], seed, d, clients=S, n=self.n, dtype=X.dtype,
+                                 device=X.device)
+        full = rows.new_zeros(self.n, d)
+        full[S.to(full.device)] = rows
+        return full
+
     def _decode(self, compressor: Compressor, payloads: list[bytes], seed: int, X: torch.Tensor, round: int) -> torch.Tensor:
         d = X.shape[1]
         try:
@@ -271,11 +306,11 @@ class TorchDistNetwork(Network):
             raise PayloadError(f"{where}: the gathered messages are rejected: {err}") from err
 
     # ------------------------------------------------------------------ downlink
-    def downlink(self, x: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
-        before = self.ledger.grand_total("down")
-        x_hat = super().downlink(x, compressor, seed, round=round)
-        per_client = (self.ledger.grand_total("down") - before) // self.rows
-        self._bits["down"] += per_client * self.n
+    def downlink(self, x: torch.Tensor, compressor: Compressor, seed: int, *, round: int,
+                 participants: torch.Tensor | None = None) -> torch.Tensor:
+        x_hat = super().downlink(x, compressor, seed, round=round, participants=participants)
+        receivers = self.n if participants is None else int(torch.as_tensor(participants).numel())
+        self._bits["down"] += self._down_bits * receivers
         return x_hat
 
     # ------------------------------------------------------------------ reductions

@@ -33,12 +33,24 @@ class LocalNetwork(Network):
     def is_full(self) -> bool:
         return True
 
-    def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int) -> torch.Tensor:
+    def uplink(self, X: torch.Tensor, compressor: Compressor, seed: int, *, round: int,
+               participants: torch.Tensor | None = None) -> torch.Tensor:
         _check_compressor(compressor, "uplink")
         X = self._check_rows(X, "uplink", round)
-        X_hat, bits = self._apply(compressor, X, seed, round, "a client's message")
-        self.ledger.record("up", round, bits)
-        return X_hat
+        if participants is None:
+            X_hat, bits = self._apply(compressor, X, seed, round, "a client's message")
+            self.ledger.record("up", round, bits)
+            return X_hat
+        # Partial participation: only the listed clients' rows are compressed (keyed by their
+        # client index, as a distributed network does), the others are zeros and cost nothing.
+        S = self._local_participants(participants)
+        if S.numel() == 0:
+            return torch.zeros_like(X)
+        X_hat, bits = self._apply(compressor, X[S], seed, round, "a client's message", clients=S, n=self.n)
+        out = X_hat.new_zeros(X.shape)
+        out[S] = X_hat
+        self.ledger.record("up", round, bits, S)
+        return out
 
     def sum(self, rows: torch.Tensor) -> torch.Tensor:
         return rows.sum(dim=0)

@@ -27,12 +27,24 @@ class PermutedNetwork(Network):
     def is_full(self) -> bool:
         return False
 
-    def uplink(self, X, compressor, seed, *, round):
+    def uplink(self, X, compressor, seed, *, round, participants=None):
         _check_compressor(compressor, "uplink")
         X = self._check_rows(X, "uplink", round)
-        X_hat, bits = compressor.apply(X, seed, clients=self.clients, n=self.n)
-        self.ledger.record("up", round, bits, self.clients)
-        return X_hat
+        if participants is None:
+            X_hat, bits = compressor.apply(X, seed, clients=self.clients, n=self.n)
+            self.ledger.record("up", round, bits, self.clients)
+            return X_hat
+        S = self._local_participants(participants)  # partial participation: only the listed clients send
+        out = torch.zeros_like(X)
+        if S.numel():
+            row_of = torch.empty(self.n, dtype=torch.int64)
+            row_of[self.clients] = torch.arange(self.rows)
+            rows = row_of[S]
+            X_hat, bits = compressor.apply(X[rows], seed, clients=S, n=self.n)
+            out = X_hat.new_zeros(X.shape)
+            out[rows] = X_hat
+            self.ledger.record("up", round, bits, S)
+        return out
 
     def _in_client_order(self, rows):
         # A deterministic all-reduce: reduce in client order, as the simulator does, so that the
@@ -62,21 +74,42 @@ class AuditNetwork(LocalNetwork):
         self.bypass_calls = 0
         self.bypass_bits = 0
 
-    def uplink(self, X, compressor, seed, *, round):
+    def uplink(self, X, compressor, seed, *, round, participants=None):
         self.depth += 1
         try:
-            payloads = compressor.encode(X, seed)
-            self.expected_up += torch.tensor([8 * len(p) for p in payloads], dtype=torch.int64)
-            return super().uplink(X, compressor, seed, round=round)
+            if participants is None:
+                payloads = compressor.encode(X, seed)
+                self.expected_up += torch.tensor([8 * len(p) for p in payloads], dtype=torch.int64)
+                return super().uplink(X, compressor, seed, round=round)
+            S = torch.as_tensor(participants, dtype=torch.int64).reshape(-1)
+            if S.numel():
+                payloads = compressor.encode(X[S], seed, clients=S, n=self.n)
+                self.expected_up[S] += torch.tensor([8 * len(p) for p in payloads], dtype=torch.int64)
+            return super().uplink(X, compressor, seed, round=round, participants=participants)
         finally:
             self.depth -= 1
 
-    def downlink(self, x, compressor, seed, *, round):
+    def downlink(self, x, compressor, seed, *, round, participants=None):
         self.depth += 1
         try:
             if isinstance(x, torch.Tensor) and x.dim() == 1 and isinstance(compressor, Compressor):
-                self.expected_down += 8 * len(compressor.encode(x[None], seed)[0])
-            return super().downlink(x, compressor, seed, round=round)
+                bits = 8 * len(compressor.encode(x[None], seed)[0])
+                if participants is None:
+                    self.expected_down += bits
+                else:
+                    self.expected_down[torch.as_tensor(participants, dtype=torch.int64)] += bits
+            if participants is None:
+                return super().downlink(x, compressor, seed, round=round)
+            return super().downlink(x, compressor, seed, round=round, participants=participants)
+        finally:
+            self.depth -= 1
+
+    def downlink_rows(self, X, compressor, seed, *, round):
+        self.depth += 1
+        try:
+            payloads = compressor.encode(X, seed)
+            self.expected_down += torch.tensor([8 * len(p) for p in payloads], dtype=torch.int64)
+            return super().downlink_rows(X, compressor, seed, round=round)
         finally:
             self.depth -= 1
 
