@@ -235,7 +235,7 @@ class RunConfig(_Table):
 class PlotConfig(_Table):
     """``[plot]``: the PNGs written after a sweep."""
 
-    x: Annotated[list[Literal["bits", "iterations"]], BeforeValidator(_listify)] = ["bits", "iterations"]
+    x: Annotated[list[Literal["bits", "bits_total", "iterations"]], BeforeValidator(_listify)] = ["bits", "iterations"]
     y: Literal["grad_norm_sq", "loss_gap", "dist"] = "grad_norm_sq"
 
 
