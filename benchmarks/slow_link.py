@@ -377,7 +377,11 @@ def _build(spec: str, args: argparse.Namespace):
         method = kind.partition("-")[2]
         state = cpfsdp.register(model, compressor_from_spec(compressor), method, seed=args.seed) if method else None
         return model, state, 4 * n * (args.world - 1) // args.world  # the reduce-scatter's share leaving a rank
-    ddp = DDP(model)
+    # PyTorch's PowerSGD hook launches its second all-reduce (Q) from the first one's (P) completion
+    # callback; on gloo that callback runs on a worker thread, so with several buckets the ranks can
+    # issue different buckets' collectives in different orders (a hang, seen here at 10^7 parameters
+    # with DDP's 25 MB buckets). One bucket for the whole model avoids it.
+    ddp = DDP(model, bucket_cap_mb=4 * n / 2**20 + 1) if kind == "powersgd" else DDP(model)
     state = _attach(ddp, spec, args.seed)
     dense = {"allreduce": 4 * n, "fp16": 2 * n, "bf16": 2 * n}.get(kind)
     if kind == "powersgd":
