@@ -21,8 +21,9 @@ from commpress.integrations.advise._units import _fmt_rate, _fmt_seconds
 
 #: The names of the two reference rows.
 FP32, FP16 = "fp32 all-reduce", "fp16 hook"
-#: PyTorch's other hooks, predicted on request (``baselines=``): the bf16 hook and PowerSGD.
+#: The row label of PyTorch's bf16 hook (predicted on request, ``baselines=``).
 BF16 = "bf16 hook"
+#: PyTorch's other hooks that ``--baselines all`` predicts: bf16, PowerSGD rank 1 and rank 4.
 BASELINES = ("bf16", "powersgd:1", "powersgd:4")
 
 
