@@ -202,6 +202,34 @@ class LinearModel(Problem):
         out = torch.bmm((S.to(self.dtype) * self._weights)[:, None, :], self.data.features).squeeze(1)
         return out if rows is None else out[rows]
 
+    # ---- second order (problems with ``_d2phi`` and ``_reg_hessian_diag``)
+    def _hessian_weights(self, x: torch.Tensor, clients: torch.Tensor | None):
+        """Selector, full point and :math:`\\phi''(a_{ij}^\\top x, t_{ij})/m_i` per row ``(n, m_max)``."""
+        if not hasattr(self, "_d2phi") or not hasattr(self, "_reg_hessian_diag"):
+            raise NotImplementedError(f"{type(self).__name__} has no second-order oracle")
+        _, xf, sel = self._all(x, clients)
+        z = self._margins(self.data.features, xf)
+        return sel, xf, self._d2phi(z, self.data.targets) * self._weights
+
+    def hessians(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Client Hessians :math:`\nabla^2 f_i(x) = \frac1{m_i}\sum_j\phi''(a_{ij}^\top x, t_{ij})\,a_{ij}a_{ij}^\top
+        + \nabla^2 r(x)`, ``(rows, d, d)`` (exact, one batched product; same point conventions as
+        :meth:`client_grads`)."""
+        sel, xf, w = self._hessian_weights(x, clients)
+        F = self.data.features
+        H = torch.bmm(F.transpose(1, 2) * w[:, None, :], F)
+        H = H + torch.diag_embed(self._reg_hessian_diag(xf))
+        return sel(H)
+
+    def hessian_vector_products(
+        self, x: torch.Tensor, v: torch.Tensor, *, clients: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        r""":math:`\nabla^2 f_i(x)\,v` without forming the matrices, ``(rows, d)`` (``v`` ``(d,)``): O(n m d)."""
+        sel, xf, w = self._hessian_weights(x, clients)
+        F = self.data.features
+        Fv = F @ v.to(F.dtype)
+        return sel(torch.bmm((w * Fv)[:, None, :], F).squeeze(1) + self._reg_hessian_diag(xf) * v)
+
     # ---- per-sample oracles: like the full oracles, every client's row is computed (index 0 for
     # the clients not asked) and the asked rows selected, so a subset is bit-identical to the full call
     def _full_index(self, index: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:

@@ -54,6 +54,23 @@ class _Quadratic(Problem):
         xf, sel = self._all(x, clients)
         return sel(0.5 * (self._hess(xf, None) * xf).sum(-1) - (self.b * xf).sum(-1))
 
+    def _matrices(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hessians(self, x: torch.Tensor | None = None, *, clients: torch.Tensor | None = None) -> torch.Tensor:
+        """The client Hessians :math:`A_i`, ``(rows, d, d)`` (constant: ``x`` is accepted for the
+        second-order interface and ignored). Dense, O(n d^2) memory."""
+        rows = self._rows(clients)
+        H = self._matrices()
+        return H if rows is None else H[rows]
+
+    def hessian_vector_products(
+        self, x: torch.Tensor | None, v: torch.Tensor, *, clients: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """:math:`A_i v`, ``(rows, d)``, from the Hessian action (no dense matrices)."""
+        rows = self._rows(clients)
+        return self._hess(self._point(v, self.n if rows is None else rows.numel()), rows)
+
     def minibatch_grads(
         self,
         x: torch.Tensor,
@@ -113,9 +130,19 @@ class QuadraticProblem(_Quadratic):
         self.params = {"grad_noise": self.grad_noise}
         self._cache: dict = {}
 
+    def _matrices(self) -> torch.Tensor:
+        return self.A
+
     def _hess(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         A = self.A if rows is None else self.A[rows]
         return A @ x if x.dim() == 1 else torch.bmm(A, x[:, :, None]).squeeze(-1)
+
+    def smoothness_matrices(self) -> torch.Tensor:
+        r""":math:`\mathbf L_i = A_i^+`, the positive part of :math:`A_i` (:math:`=A_i` when :math:`A_i\succeq0`:
+        then exact), ``(n, d, d)`` float64 (:mod:`commpress.problems._smoothness`)."""
+        from commpress.problems._smoothness import psd_part
+
+        return psd_part(self.A)
 
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:
@@ -198,8 +225,18 @@ class TridiagonalQuadratic(_Quadratic):
         T[off + 1, off] = -1.0
         return self.alpha[:, None, None] * T + self.beta[:, None, None] * torch.eye(self.d, dtype=self.dtype)
 
+    def _matrices(self) -> torch.Tensor:
+        return self.matrices()
+
     def _notes(self) -> str:
         return "exact (closed forms over the eigenvalues of tridiag(-1,2,-1))"
+
+    def smoothness_matrices(self) -> torch.Tensor:
+        r""":math:`\mathbf L_i = A_i^+`, the positive part of :math:`A_i=\alpha_iT_d+\beta_iI` (:math:`=A_i` when
+        :math:`A_i\succeq0`), ``(n, d, d)`` float64 (dense: O(n d^2) memory)."""
+        from commpress.problems._smoothness import psd_part
+
+        return psd_part(self.matrices())
 
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:

@@ -231,6 +231,12 @@ class Problem:
     def smoothness(self) -> Smoothness:
         raise NotImplementedError
 
+    def smoothness_matrices(self) -> torch.Tensor:
+        r"""Smoothness matrices :math:`\mathbf L_i \succeq 0`, ``(n, d, d)`` float64: for all x, y,
+        :math:`f_i(y) \le f_i(x) + \langle\nabla f_i(x), y-x\rangle + \frac12\|y-x\|^2_{\mathbf L_i}`
+        (Safaryan, Hanzely, Richtárik, NeurIPS 2021). Raises NotImplementedError where unknown."""
+        raise NotImplementedError(f"{self.name or type(self).__name__} does not know its smoothness matrices")
+
     def optimum(self) -> tuple[float, torch.Tensor] | None:
         """(f*, x*) where it can be computed, else None."""
         return None

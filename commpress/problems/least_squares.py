@@ -85,8 +85,22 @@ class LeastSquares(LinearModel):
     def reg_grad(self, x: torch.Tensor) -> torch.Tensor:
         return self.l2 * x
 
-    def hessians(self) -> torch.Tensor:
-        """The client Hessians :math:`A_i^\\top A_i/m_i + \\lambda_2 I`, ``(n, d, d)`` float64."""
+    @staticmethod
+    def _d2phi(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(z)
+
+    def _reg_hessian_diag(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, self.l2)
+
+    def hessians(self, x: torch.Tensor | None = None, *, clients: torch.Tensor | None = None) -> torch.Tensor:
+        """The client Hessians :math:`A_i^\\top A_i/m_i + \\lambda_2 I`, ``(rows, d, d)`` float64 (constant:
+        ``x`` is accepted for the second-order interface and ignored)."""
+        H = self._grams() + self.l2 * torch.eye(self.d, dtype=torch.float64)
+        rows = self._rows(clients)
+        return H if rows is None else H[rows]
+
+    def smoothness_matrices(self) -> torch.Tensor:
+        r""":math:`\mathbf L_i = A_i^\top A_i/m_i + \lambda_2 I` (the constant Hessians), ``(n, d, d)`` float64; exact."""
         return self._grams() + self.l2 * torch.eye(self.d, dtype=torch.float64)
 
     def smoothness(self) -> Smoothness:

@@ -116,6 +116,11 @@ class LogReg(_Logistic):
     def _reg_hessian_diag(self, x: torch.Tensor) -> torch.Tensor:
         return torch.full_like(x, self.l2)
 
+    def smoothness_matrices(self) -> torch.Tensor:
+        r""":math:`\mathbf L_i = A_i^\top A_i/(4m_i) + \lambda_2 I`, ``(n, d, d)`` float64: the smallest
+        smoothness matrices (the Hessian at x = 0 equals them, since :math:`\sup\phi'' = \phi''(0) = 1/4`)."""
+        return self._grams() / 4.0 + self.l2 * torch.eye(self.d, dtype=torch.float64)
+
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:
             eye = torch.eye(self.d, dtype=torch.float64)

@@ -73,6 +73,11 @@ class NonconvexLogReg(_Logistic):
         x2 = x * x
         return self.reg * (2.0 - 6.0 * x2) / (1.0 + x2) ** 3
 
+    def smoothness_matrices(self) -> torch.Tensor:
+        r""":math:`\mathbf L_i = A_i^\top A_i/(4m_i) + 2\,\mathrm{reg}\,I`, ``(n, d, d)`` float64: the smallest
+        smoothness matrices (both Hessian bounds are attained at x = 0)."""
+        return self._grams() / 4.0 + 2.0 * self.reg * torch.eye(self.d, dtype=torch.float64)
+
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:
             G = self._grams()

@@ -1,0 +1,139 @@
+"""Problems and helpers of the second-order reproductions (FedNL, Newton-3PC)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from commpress._rng import shared_generator
+
+
+def split_problem(dataset: str, n_clients: int, samples_per_client: int, *, l2: float = 1e-3, seed: int = 0,
+                  dtype: str = "float64"):
+    r"""L2-regularised logistic regression on ``dataset`` split as in the FedNL / Newton-3PC code:
+    shuffle (seeded), keep the first :math:`N=nm` rows, give each of the n clients m consecutive rows
+    (Islamov et al., TMLR 2023, Table "Datasets"; FedNL code ``default_dataset_parameters``)."""
+    from commpress import datasets, problems
+
+    X, y = datasets.load(dataset)
+    N = int(n_clients) * int(samples_per_client)
+    if N > X.shape[0]:
+        raise ValueError(f"{dataset} has {X.shape[0]} rows; n * m = {N} needs more.")
+    perm = torch.randperm(X.shape[0], generator=shared_generator(seed, "second_order/shuffle"))[:N].numpy()
+    return problems.make("logreg", data=(X[perm], y[perm]), n_clients=n_clients, l2=l2, split="contiguous",
+                         dtype=dtype)
+
+
+def trace(problem, name: str, x0: torch.Tensor, rounds: int, *, target: float = 1e-10, seed: int = 0,
+          **params) -> dict:
+    """Run a registered method for up to ``rounds`` rounds (stop at ||x - x*||^2 <= target or on
+    divergence); record per round ||x - x*||^2, f - f*, bits per client (up + down, cumulative,
+    one-time initial transfer included) and, where the state has client Hessians, the Hessian error
+    :math:`\\mathcal H^k=\\frac1n\\sum_i\\|H_i^k-\\nabla^2f_i(x^*)\\|_F^2`."""
+    from commpress import algorithms
+    from commpress.compressors.matrix import frobenius_weights, sym_to_tri
+    from commpress.network import LocalNetwork
+
+    f_star, xs = problem.optimum()
+    net = LocalNetwork(problem.n)
+    alg = algorithms.make(name, problem, net, seed=seed, **params)
+    state = alg.init(x0)
+    H_star = None
+    if hasattr(state, "H_i"):
+        H_star = sym_to_tri(problem.hessians(xs)).to(problem.dtype)
+        w = frobenius_weights(problem.d, problem.dtype)
+
+    def bits() -> float:
+        return float(net.ledger.mean_total("up") + net.ledger.mean_total("down"))
+
+    out = {"dist2": [], "gap": [], "bits": [], "hess_err": [], "rounds_to_target": None, "bits_to_target": None,
+           "init_bits": bits(), "diverged": False}
+    for k in range(rounds):
+        state = alg.step(state)
+        x = alg.output(state)
+        e = float(((x - xs) ** 2).sum())
+        out["dist2"].append(e)
+        out["gap"].append(float(problem.loss(x)) - f_star if e < 1e8 else float("inf"))
+        out["bits"].append(bits())
+        if H_star is not None:
+            out["hess_err"].append(float(((state.H_i - H_star) ** 2 * w).sum(-1).mean()))
+        if e <= target:
+            out["rounds_to_target"], out["bits_to_target"] = k + 1, bits()
+            break
+        if not e < 1e8:
+            out["diverged"] = True
+            break
+    extra = {k: getattr(state, k) for k in ("hessians", "trials") if hasattr(state, k)}
+    out.update(extra)
+    return out
+
+
+def first_order_at_budget(problem, name: str, x0: torch.Tensor, budget: float, *, max_rounds: int = 100000,
+                          **params) -> dict:
+    """Run a first-order method while its bits per client (up + down) stay within ``budget``; its final
+    ||x - x*||^2 and the rounds it had."""
+    from commpress import algorithms
+    from commpress.network import LocalNetwork
+
+    xs = problem.optimum()[1]
+    net = LocalNetwork(problem.n)
+    alg = algorithms.make(name, problem, net, **params)
+    state = alg.init(x0)
+    k = 0
+    best = float(((alg.output(state) - xs) ** 2).sum())
+    while k < max_rounds:
+        nxt = alg.step(state)
+        if net.ledger.mean_total("up") + net.ledger.mean_total("down") > budget:
+            break
+        state, k = nxt, k + 1
+        best = min(best, float(((alg.output(state) - xs) ** 2).sum()))
+    return {"rounds": k, "dist2": float(((alg.output(state) - xs) ** 2).sum()), "best_dist2": best}
+
+
+def newton_zero(problem, x0: torch.Tensor, rounds: int, *, target: float = 1e-10) -> dict:
+    r"""Newton Zero (N0, FedNL code): :math:`x^{k+1}=x^k-(\nabla^2f(x^0))^{-1}\nabla f(x^k)`; bits per client
+    (paper accounting): the one-time Hessian :math:`32d(d+1)/2`, then :math:`32d` up and :math:`32d` down per round."""
+    xs = problem.optimum()[1]
+    d = problem.d
+    H0 = problem.hessians(x0).mean(0)
+    x = x0.clone()
+    bits = 32 * d * (d + 1) / 2
+    out = {"dist2": [], "bits": [], "rounds_to_target": None, "bits_to_target": None}
+    for k in range(rounds):
+        x = x - torch.linalg.solve(H0, problem.grad(x))
+        bits += 64 * d
+        e = float(((x - xs) ** 2).sum())
+        out["dist2"].append(e)
+        out["bits"].append(bits)
+        if e <= target:
+            out["rounds_to_target"], out["bits_to_target"] = k + 1, bits
+            break
+        if not e < 1e8:
+            break
+    return out
+
+
+def over_seeds(seeds, run) -> dict:
+    """``run(seed)`` for every seed (each a :func:`trace` dict); the median summary the claims read:
+    ``bits_to_target``/``rounds_to_target``/``hessians`` are medians over the seeds (a run that did not
+    reach the target counts as +inf; a median of +inf is reported as None = not reached), the per-seed
+    values are kept in ``"per_seed"``, and the first seed's curves are kept for the figures."""
+    import statistics
+
+    traces = [run(int(s)) for s in seeds]
+
+    def med(key):
+        vals = [t.get(key) for t in traces]
+        if all(v is None and key not in t for v, t in zip(vals, traces)):
+            return None
+        m = statistics.median([math.inf if v is None else float(v) for v in vals])
+        return None if math.isinf(m) else m
+
+    out = dict(traces[0])
+    out.update(bits_to_target=med("bits_to_target"), rounds_to_target=med("rounds_to_target"),
+               diverged=sum(t["diverged"] for t in traces) * 2 > len(traces),
+               per_seed={k: [t.get(k) for t in traces] for k in ("bits_to_target", "rounds_to_target", "hessians")})
+    if "hessians" in traces[0]:
+        out["hessians"] = med("hessians")
+    return out
