@@ -1,7 +1,7 @@
 """Partial participation for the methods: the round's participants and the unbiased reweighted mean.
 
 Every partial-participation method takes ``participation=`` (a sampler spec of
-:mod:`commpress.network.sampling`: ``"full"``, ``"nice:4"``, ``"independent:0.5"``, a dict or a
+:mod:`commpress.network`: ``"full"``, ``"nice:4"``, ``"independent:0.5"``, a dict or a
 Sampler). Round ``t``'s participants are drawn from the shared stream of the round seed
 ``derive_seed(seed, t, "sample")`` (tag ``"pp/sample"``): every process agrees on them without
 communicating, at 0 bits. A full sampler (``full``, ``nice:n``, ``independent:1``) gives ``None``

@@ -139,7 +139,7 @@ class DCGDPlus(DCGD):
     :math:`p_{ij}\propto\sqrt{\mathbf L_{i,jj}}`, ``"exact"`` minimises :math:`\nu_i`, ``"uniform"``
     = Bernoulli Rand-τ, ``"equalise"``; expected ``tau`` kept coordinates). The paper's
     "optimal probabilities" are not recovered; these rules are library defaults
-    (:mod:`commpress.theory.smoothness`). With ``compressor=`` given, the smoothness-aware
+    (:mod:`commpress.theory`). With ``compressor=`` given, the smoothness-aware
     generalisation of Wang, Safaryan, Richtárik (NeurIPS 2022): client i sends
     :math:`\mathcal Q(\mathbf L_i^{\dagger1/2}\nabla f_i(x^k))` and the server applies :math:`\mathbf L_i^{1/2}`
     (``compressor="varying_steps"`` builds the varying-step quantizer with ``levels``; the one-time

@@ -44,7 +44,7 @@ class FedNL(NewtonBase):
     Hessian learning rate ``alpha``: ``"auto"`` (1 for a contractive compressor, the papers' choice;
     :math:`1/(\omega+1)` for an unbiased one), ``"conservative"`` (:math:`1-\sqrt{1-\delta}`) or a number.
     Local theory (N3PC Thm. 1 with EF21's :math:`(A, B)`): :math:`\|x^k-x^*\|^2\le2^{-k}\|x^0-x^*\|^2` near
-    :math:`x^*`, independently of the condition number (:mod:`commpress.theory.second_order`).
+    :math:`x^*`, independently of the condition number (:mod:`commpress.theory`).
 
     .. note:: :math:`l_i` is the Frobenius norm, as the algorithm states (the reference code of
        ``FedNL.method`` uses the spectral norm). Top-K's contraction is :math:`K/d^2`, not the

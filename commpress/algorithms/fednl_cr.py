@@ -67,7 +67,7 @@ class FedNLCR(NewtonBase):
         \qquad x^{k+1}=x^k+h^k,
 
     :math:`l^k=\frac1n\sum_i\|H_i^k-\nabla^2f_i(x^k)\|_F` and FedNL's Hessian learning. The subproblem is
-    solved exactly (secular equation in the eigenbasis of :math:`H^k+l^kI`, :func:`cubic_step`).
+    solved exactly (secular equation in the eigenbasis of :math:`H^k+l^kI`, ``cubic_step``).
     Per round and client: :math:`x^k` down, :math:`\nabla f_i` (32d), the Hessian message and :math:`l_i`
     (32) up. Theory: global linear rate (strongly convex), :math:`O(1/k)` (convex), plus the local rates.
 

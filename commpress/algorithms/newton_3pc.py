@@ -10,7 +10,7 @@ from commpress.algorithms._newton import NewtonBase, Silent, frobenius
 from commpress.algorithms.base import algorithm_state, check_positive, shared_uniform
 from commpress.algorithms.registry import register
 from commpress.errors import ConfigError
-from commpress.theory.second_order import three_pc_constants
+from commpress.theory.second_order import newton_3pc_constants
 
 MECHANISMS = ("ef21", "cbag", "bag", "lag", "clag")
 
@@ -43,7 +43,7 @@ class Newton3PC(NewtonBase):
     - ``"lag"``: :math:`X` (sent densely) if :math:`\|X-H\|_F^2>\zeta\|X-Y\|_F^2`, else :math:`H` (nothing sent);
     - ``"clag"``: :math:`H+\mathcal C(X-H)` if the same trigger fires, else :math:`H`.
 
-    3PC constants :math:`(A, B)`: :func:`commpress.theory.second_order.three_pc_constants`; local rate
+    3PC constants :math:`(A, B)`: :func:`commpress.theory.newton_3pc_constants`; local rate
     :math:`1-\min\{A/2,1/3\}` (N3PC Thm. 1). A client that does not send is charged 0 bits (the
     server learns it from the missing message). Per round and client also :math:`x^k` down and
     :math:`\nabla f_i(x^k)` up (32d each), and :math:`l_i` (32) for option 2.
@@ -93,7 +93,7 @@ class Newton3PC(NewtonBase):
         th = self.hess_compressor.theory(self.n, self.N)
         delta = 1.0 if self.mechanism in ("bag", "lag") else (self.alpha * th.delta if th.delta is not None
                                                               else 1.0 / (1.0 + th.omega))
-        return three_pc_constants(self.mechanism, delta=delta, p=self.p, zeta=self.zeta)
+        return newton_3pc_constants(self.mechanism, delta=delta, p=self.p, zeta=self.zeta)
 
     def coin(self, t: int) -> bool:
         """Round t's shared coin (CBAG/BAG; always True otherwise), 0 bits."""

@@ -119,7 +119,7 @@ class Kashin(Compressor):
 
     Encode: the Kashin coefficients :math:`a \in \mathbb R^N` of x over a tight frame
     :math:`U \in \mathbb R^{d \times N}` (:math:`UU^\top = I_d`, :math:`N = \lambda d`), computed by the
-    truncation algorithm of :func:`kashin_coefficients`; the scale :math:`M = \|a\|_\infty` (float32,
+    truncation algorithm of ``kashin_coefficients``; the scale :math:`M = \|a\|_\infty` (float32,
     rounded up); each coefficient rounded unbiasedly to one bit,
 
     .. math:: q_j = \begin{cases} +M & \text{w.p. } \frac{M + a_j}{2M} \\ -M & \text{otherwise,}\end{cases}

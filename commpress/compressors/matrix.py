@@ -6,7 +6,7 @@ entries (:func:`sym_to_tri`, :func:`tri_to_sym`). Every compressor here is a
 :class:`~commpress.compressors.Compressor` on these triangle vectors, so a batch of client
 matrices is an ``(n, N_u)`` batch: the network, the ledger and the wire format (``encode``,
 ``decode``, exact payload bits) are the ones of the vector compressors. The classes
-:math:`\mathbb B(\delta)`, :math:`\mathbb U(\omega)` of :meth:`theory` are stated in the
+:math:`\mathbb B(\delta)`, :math:`\mathbb U(\omega)` of :meth:`~commpress.compressors.Compressor.theory` are stated in the
 **Frobenius** norm of the matrix, :math:`\|X\|_F^2=\sum_{\mathcal T}w_{jl}X_{jl}^2` with
 :math:`w_{jl}=1` on the diagonal and 2 off it (not the Euclidean norm of the triangle vector).
 
@@ -101,7 +101,7 @@ class MatrixCompressor(Compressor):
         return tri_to_sym(V_hat, int(M.shape[-1])), bits
 
     def matrix_theory(self, d: int, n: int = 1) -> CompressorTheory:
-        """:meth:`theory` at matrix side ``d``."""
+        """:meth:`~commpress.compressors.Compressor.theory` at matrix side ``d``."""
         return self.theory(n, d * (d + 1) // 2)
 
 

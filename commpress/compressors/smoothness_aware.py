@@ -168,7 +168,7 @@ class SmoothnessAware(Compressor):
     :math:`\mathbb E\|\mathbf L_i^{1/2}(\mathcal Q(y)-y)\|^2`, :math:`y=\mathbf L_i^{\dagger1/2}v`, so coordinates of
     :math:`y` are weighted by :math:`\mathbf L_{i,jj}`. Declared :math:`\omega\le\omega_{\mathcal Q}\max_i\lambda_{\max}/\lambda_{\min}^+(\mathbf L_i)`
     (a valid, often loose bound on range vectors); the methods use the sharper :math:`\nu_i` of
-    :mod:`commpress.theory.smoothness`. ``extras["inner_omega"]`` is :math:`\omega_{\mathcal Q}`, the constant of
+    :mod:`commpress.theory`. ``extras["inner_omega"]`` is :math:`\omega_{\mathcal Q}`, the constant of
     shifts learned in the transformed space (DIANA+).
 
     Payload per client: exactly :math:`\mathcal Q`'s message of :math:`y` (same fields and bits). One-time

@@ -74,7 +74,7 @@ class Network(ABC):
         """Every local client sends its row of ``X`` (``(rows, d)``) compressed; returns the decoded rows.
 
         ``participants`` (partial participation): the sorted indices of the clients that send in this
-        round (the same on every process, :mod:`commpress.network.sampling`); the others send
+        round (the same on every process, :mod:`commpress.network`); the others send
         nothing, cost 0 bits, and their decoded rows are zeros. None: every client sends.
         """
 

@@ -178,6 +178,9 @@ from commpress.theory import (  # noqa: E402
 
 for _family in (bidirectional, partial_participation, lazy, local_training, second_order, smoothness,
                 compression_limits):
+    _clash = sorted(set(_family.__all__) & set(__all__))
+    if _clash:  # one name, one formula: a family may not shadow another's
+        raise ImportError(f"{_family.__name__} exports {_clash}, already exported by commpress.theory")
     globals().update({_name: getattr(_family, _name) for _name in _family.__all__})
     __all__ += _family.__all__
-del _family
+del _family, _clash

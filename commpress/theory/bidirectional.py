@@ -296,7 +296,7 @@ def _ef21_bc(c):
                   "EF21-BC: EF21's stepsize with alpha_W alpha_M [library choice]"}
 
 
-#: name -> (builder, accepted keyword parameters); see :mod:`commpress.theory.stepsizes`.
+#: name -> (builder, accepted keyword parameters); see ``commpress.theory.stepsizes``.
 BUILDERS: dict = {
     "ef21_p": (_ef21_p, ("delta_p",)),
     "ef21_p_diana": (_ef21_p_diana, ("delta_p", "alpha", "omega", "omega_over_n", "L", "regime")),

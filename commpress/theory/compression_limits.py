@@ -18,7 +18,7 @@ For :math:`\mathcal C \in \mathbb U(\omega)` (:math:`\lambda = 1/(\omega+1)`, :m
 this reads :math:`\omega \ge 1/(4^{b/d} - 1)`; for :math:`\mathcal C \in \mathbb B(\delta)` (:math:`\lambda = 1`,
 :math:`\varepsilon = 1-\delta`) :math:`\delta \le 1 - 4^{-b/d}`.
 
-(BUILDERS and ALIASES are merged into :mod:`commpress.theory.stepsizes`; this family adds no method.)
+(BUILDERS and ALIASES are merged into ``commpress.theory.stepsizes``; this family adds no method.)
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ __all__ = [
     "cgd_rate",
 ]
 
-#: name -> (builder, accepted keyword parameters); see :mod:`commpress.theory.stepsizes`.
+#: name -> (builder, accepted keyword parameters); see ``commpress.theory.stepsizes``.
 BUILDERS: dict = {}
 #: Other accepted spellings of the names above.
 ALIASES: dict = {}

@@ -326,7 +326,7 @@ def _dasha_mvr(c: Any) -> Any:
                           "gamma [recalled shape, constants not recovered]"}
 
 
-#: name -> (builder, accepted keyword parameters); see :mod:`commpress.theory.stepsizes`.
+#: name -> (builder, accepted keyword parameters); see ``commpress.theory.stepsizes``.
 BUILDERS: dict = {
     "three_pc": (_three_pc, ("mechanism", "delta", "zeta", "p", "omega2", "delta2", "regime", "L_qm")),
     "lag": (_lag, ("zeta", "regime", "L_qm")),

@@ -1,7 +1,7 @@
 r"""Partial participation: client sampling constants, MARINA-PP, EF21-PP, DIANA with client sampling,
 DASHA-PP: formulas and default parameters.
 
-A sampling is described by the plain dict of :mod:`commpress.network.sampling` (``{"name": "full"}``,
+A sampling is described by the plain dict of :mod:`commpress.network` (``{"name": "full"}``,
 ``{"name": "nice", "tau": 4}``, ``{"name": "independent", "p": 0.5 or [p_1..p_n]}``); the formulas
 below read its marginals :math:`p_i=\Pr(i\in S)` and pair probability :math:`p_{ij}`.
 
@@ -298,7 +298,7 @@ def _dasha_pp(c: _Ctx) -> Built:
                   "library default (DASHA's recalled value at p_a = 1) [not recovered]"}
 
 
-#: name -> (builder, accepted keyword parameters); see :mod:`commpress.theory.stepsizes`.
+#: name -> (builder, accepted keyword parameters); see ``commpress.theory.stepsizes``.
 BUILDERS: dict = {
     "marina_pp": (_marina_pp, ("p", "p_min", "variant", "convention", "A", "B", "zeta", "float_bits", "omega",
                                "sampling")),

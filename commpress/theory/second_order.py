@@ -19,10 +19,10 @@ from commpress.errors import ConfigError
 
 __all__ = [
     "MECHANISMS", "hessian_learning_rate", "local_constants", "local_rate", "logistic_hessian_lipschitz",
-    "model_learning_rate", "three_pc_constants",
+    "model_learning_rate", "newton_3pc_constants",
 ]
 
-#: name -> (builder, accepted keyword parameters); see :mod:`commpress.theory.stepsizes`.
+#: name -> (builder, accepted keyword parameters); see ``commpress.theory.stepsizes``.
 BUILDERS: dict = {}
 #: Other accepted spellings of the names above.
 ALIASES: dict = {}
@@ -66,7 +66,7 @@ def model_learning_rate(kind: str, delta: float | None, omega: float | None, eta
     return hessian_learning_rate(kind, delta, omega, eta, owner)
 
 
-def three_pc_constants(mechanism: str, *, delta: float = 1.0, p: float = 1.0, zeta: float = 1.0,
+def newton_3pc_constants(mechanism: str, *, delta: float = 1.0, p: float = 1.0, zeta: float = 1.0,
                        omega: float = 0.0, s: float | None = None) -> tuple[float, float]:
     r"""3PC constants :math:`(A, B)` of a Hessian-learning mechanism (N3PC Sect. 3 and App. A; derived where noted).
 

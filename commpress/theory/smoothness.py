@@ -46,7 +46,6 @@ __all__ = [
     "diana_plus_stepsize",
     "diana_plus_alpha",
     "BUILDERS",
-    "ALIASES",
 ]
 
 #: Sampling rules of the smoothness-aware sparsification (all with expected budget sum_j p_ij = tau).
@@ -328,7 +327,7 @@ def _diana_plus(c):
                   "[derived by analogy with DIANA; paper's constants not recovered]"}
 
 
-#: name -> (builder, accepted keyword parameters); see :mod:`commpress.theory.stepsizes`.
+#: name -> (builder, accepted keyword parameters); see ``commpress.theory.stepsizes``.
 BUILDERS: dict = {
     "dcgd_plus": (_dcgd_plus, ("nu_max", "regime", "K", "A", "B", "convention", "identical_clients")),
     "diana_plus": (_diana_plus, ("nu_max", "regime", "omega", "alpha")),

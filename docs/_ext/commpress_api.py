@@ -34,6 +34,7 @@ def _title(text: str, char: str = "=") -> str:
 PAGES: list[tuple[str, str, str, bool]] = [
     ("commpress", "commpress: simulate, History, seeds, errors", "commpress", False),
     ("compressors", "commpress.compressors", "commpress.compressors", False),
+    ("matrix-compressors", "commpress.compressors.matrix", "commpress.compressors.matrix", False),
     ("algorithms", "commpress.algorithms", "commpress.algorithms", False),
     ("problems", "commpress.problems", "commpress.problems", False),
     ("theory", "commpress.theory", "commpress.theory", False),

@@ -43,7 +43,7 @@ def expected_error(mechanism, H, Y, X, comp, p=1.0, zeta=2.0):
 def test_three_point_inequality_holds(mechanism):
     comp = mc.make("topk", k=D)
     delta = comp.matrix_theory(D).delta
-    A, B = so.three_pc_constants(mechanism, delta=delta, p=0.5, zeta=2.0)
+    A, B = so.newton_3pc_constants(mechanism, delta=delta, p=0.5, zeta=2.0)
     assert 0 < A <= 1 and B >= 0
     H, Y = batch(1), batch(2)
     X = Y + 0.3 * batch(3)  # X near Y: the regime of Hessian learning
@@ -57,7 +57,7 @@ def test_cbag_printed_constant_is_wrong_and_the_corrected_one_is_consistent():
     # N3PC's Lemma prints A = (1 - p delta)(1 + s); with it 1 - A is tiny and the inequality fails (control)
     comp = mc.make("topk", k=D)
     delta, p = comp.matrix_theory(D).delta, 0.5
-    A, B = so.three_pc_constants("cbag", delta=delta, p=p)
+    A, B = so.newton_3pc_constants("cbag", delta=delta, p=p)
     s = 0.5 * p * delta / (1 - p * delta)
     assert A == pytest.approx(1 - (1 - p * delta) * (1 + s))
     A_printed = (1 - p * delta) * (1 + s)
