@@ -28,7 +28,6 @@ from commpress.compressors.base import (
 from commpress.compressors.registry import make, register
 from commpress.compressors.topk import topk_mask
 from commpress.errors import ConfigError, InputError, PayloadError
-from commpress.theory.compression_limits import bc_classes, biased_rounding_delta
 from commpress.wire import UINT, Field
 from commpress.wire.fields import float_field
 
@@ -38,6 +37,45 @@ __all__ = ["BiasedSparsification", "AdaptiveSparsification", "BiasedRounding", "
 def _bc_extras(name: str, d: int, **kw) -> dict:
     c = bc_classes(name, d, **kw)
     return {"B1": c["B1"], "B2": c["B2"], "B3": c["B3"]}
+
+
+
+# ----------------------------------------------------------------------------- class constants
+def biased_rounding_delta(base: float) -> float:
+    r"""Contraction :math:`\delta = 4b/(b+1)^2` of deterministic rounding to the nearest :math:`\pm b^k`
+    (worst case at the midpoint of :math:`[b^k, b^{k+1}]`: relative error :math:`(b-1)/(b+1)`)."""
+    if base <= 1:
+        raise ConfigError(f"biased rounding needs a base b > 1; got b={base}.")
+    return 4.0 * base / (base + 1.0) ** 2
+
+
+def bc_classes(name: str, d: int, k: int | None = None, q: float | None = None, zeta: float | None = None,
+               base: float | None = None) -> dict:
+    r"""BC's class constants of a compressor [derived]: ``{"B1": (alpha, beta), "B2": (gamma, beta),
+    "B3": delta_bc, "delta": library contraction}``.
+
+    Names: ``topk`` (k), ``biased_sparsification`` (q = min keep probability), ``adaptive_sparsification``,
+    ``topk_q`` (k and :math:`\zeta = \omega+1` of the unbiased quantiser; B3 after scaling by :math:`1/\zeta`),
+    ``biased_rounding`` (base), ``randk`` (unbiased Rand-k, k; B3 after scaling by k/d).
+    """
+    if name == "topk":
+        c = k / d
+        return {"B1": (c, 1.0), "B2": (c, 1.0), "B3": d / k, "delta": c}
+    if name == "biased_sparsification":
+        return {"B1": (q, 1.0), "B2": (q, 1.0), "B3": 1.0 / q, "delta": q}
+    if name == "adaptive_sparsification":
+        return {"B1": (1.0 / d, 1.0), "B2": (1.0 / d, 1.0), "B3": float(d), "delta": 1.0 / d}
+    if name == "topk_q":
+        c = k / d
+        return {"B1": (c, zeta), "B2": (c, zeta), "B3": zeta * d / k, "delta": c / zeta}
+    if name == "biased_rounding":
+        b = base
+        return {"B1": (4.0 / (b + 1) ** 2, 2 * b / (b + 1)), "B2": (2.0 / (b + 1), 2 * b / (b + 1)),
+                "B3": (b + 1) ** 2 / (4 * b), "delta": biased_rounding_delta(b)}
+    if name == "randk":
+        return {"B1": (1.0, d / k), "B2": (1.0, d / k), "B3": d / k, "delta": k / d}
+    raise ConfigError(f"bc_classes knows topk, biased_sparsification, adaptive_sparsification, topk_q, "
+                      f"biased_rounding, randk; got {name!r}.")
 
 
 @register("biased_sparsification")

@@ -16,7 +16,7 @@ are not in the name registry (a name cannot carry matrices): build them from the
   that the algorithms charge to the initialisation round.
 - :class:`VaryingStepQuantizer`: stochastic rounding of coordinate j to the grid :math:`t_{ij}\|y\|\mathbb Z`
   with per-client relative steps :math:`t_{ij}` (SAQ's quantization with varying steps; the steps of
-  :func:`commpress.theory.smoothness.varying_steps`), to be used inside :class:`SmoothnessAware`.
+  :func:`commpress.theory.varying_steps`), to be used inside :class:`SmoothnessAware`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from commpress._rng import private_rand
 from commpress.compressors._checks import check_float_bits
 from commpress.compressors._sparse import index_bits
 from commpress.compressors.base import Compressor, CompressorTheory, Context, Layout, Message, f32_up, padded_bits
+from commpress.compressors.registry import make
 from commpress.compressors.wangni import Wangni
 from commpress.errors import ConfigError, InputError, PayloadError
 from commpress.wire import F32, UINT, Field
@@ -75,7 +76,7 @@ class SmoothnessSparsifier(Wangni):
 
     .. math:: \mathcal C_i(v) = \sum_j \frac{\xi_{ij}}{p_{ij}} v_j e_j,\qquad \xi_{ij}\sim\mathrm{Bernoulli}(p_{ij})\ \text{independent},
 
-    :math:`p_{ij}` computed once from :math:`\mathbf L_i` (:func:`commpress.theory.smoothness.sampling_probabilities`:
+    :math:`p_{ij}` computed once from :math:`\mathbf L_i` (:func:`commpress.theory.sampling_probabilities`:
     ``"trace"`` :math:`p_{ij}\propto\sqrt{\mathbf L_{i,jj}}` capped at 1, ``"exact"``, ``"uniform"`` = Bernoulli Rand-τ,
     ``"equalise"``). Unbiased on vectors vanishing where :math:`p_{ij}=0`, with
     :math:`\mathbb E\|\mathcal C_i(v)-v\|^2=\sum_j(1/p_{ij}-1)v_j^2`, so :math:`\omega=\max_{p_{ij}>0}(1/p_{ij}-1)`.
@@ -103,7 +104,7 @@ class SmoothnessSparsifier(Wangni):
     @classmethod
     def from_matrices(cls, L: Any, tau: float, sampling: str = "trace", float_bits: int = 32) -> "SmoothnessSparsifier":
         """The sparsifier of the rule ``sampling`` with expected budget ``tau`` kept coordinates per client."""
-        from commpress.theory.smoothness import sampling_probabilities
+        from commpress.compressors._smoothness_math import sampling_probabilities
 
         L = _check_rows("SmoothnessSparsifier", "the smoothness matrices", L, 3)
         out = cls(sampling_probabilities(L, tau, sampling), float_bits=float_bits)
@@ -142,7 +143,7 @@ class SmoothnessSparsifier(Wangni):
         return message
 
     def theory(self, n: int, d: int) -> CompressorTheory:
-        from commpress.theory.smoothness import sparsification_omega
+        from commpress.compressors._smoothness_math import sparsification_omega
 
         if (n, d) != (self.n_clients, self.dim):
             raise ConfigError(f"SmoothnessSparsifier was built for n={self.n_clients}, d={self.dim}; asked for n={n}, d={d}.")
@@ -184,9 +185,11 @@ class SmoothnessAware(Compressor):
     name = "smoothness_aware"
 
     def __init__(self, inner: Any, matrices: Any, rcond: float = 1e-12) -> None:
-        from commpress.algorithms.base import resolve_compressor
-
-        self.inner = resolve_compressor(inner, "inner", None)
+        if isinstance(inner, str):
+            inner = make(inner)
+        elif isinstance(inner, dict) and "name" in inner:
+            inner = make(inner["name"], **{k: v for k, v in inner.items() if k != "name"})
+        self.inner = inner if isinstance(inner, Compressor) else None
         if self.inner is None:
             raise ConfigError("SmoothnessAware needs an inner compressor; pass inner='randk' (or any compressor).")
         kind = type(self.inner)
@@ -285,7 +288,7 @@ class VaryingStepQuantizer(Compressor):
     are not sent (decoded 0). Payload per client: 32 + sum of those widths (fixed per client).
     Equal steps :math:`t=1/s` give standard s-level quantization (the baseline). The paper's exact
     step rule is not recovered; the default steps (:meth:`from_matrices`) are
-    :func:`commpress.theory.smoothness.varying_steps`, :math:`t_{ij}\propto\mathbf L_{i,jj}^{-1/2}`.
+    :func:`commpress.theory.varying_steps`, :math:`t_{ij}\propto\mathbf L_{i,jj}^{-1/2}`.
     Randomness: private uniforms, tag ``"varying_steps/u"``.
 
     Args:
@@ -309,7 +312,7 @@ class VaryingStepQuantizer(Compressor):
     @classmethod
     def from_matrices(cls, L: Any, s: int = 1, uniform: bool = False) -> "VaryingStepQuantizer":
         """Steps :math:`t_{ij}=\\frac1s\\sqrt{G_i/\\mathbf L_{i,jj}}` (``uniform=True``: :math:`1/s` everywhere)."""
-        from commpress.theory.smoothness import varying_steps
+        from commpress.compressors._smoothness_math import varying_steps
 
         L = _check_rows("VaryingStepQuantizer", "the smoothness matrices", L, 3)
         if isinstance(s, bool) or not isinstance(s, int) or s < 1:

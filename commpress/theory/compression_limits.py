@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+from commpress.compressors.biased import bc_classes, biased_rounding_delta
 from commpress.errors import ConfigError
 
 __all__ = [
@@ -140,14 +141,6 @@ def spherical_error(bits: float, m: int) -> float:
     return up_epsilon(bits, m)
 
 
-def biased_rounding_delta(base: float) -> float:
-    r"""Contraction :math:`\delta = 4b/(b+1)^2` of deterministic rounding to the nearest :math:`\pm b^k`
-    (worst case at the midpoint of :math:`[b^k, b^{k+1}]`: relative error :math:`(b-1)/(b+1)`)."""
-    if base <= 1:
-        raise ConfigError(f"biased rounding needs a base b > 1; got b={base}.")
-    return 4.0 * base / (base + 1.0) ** 2
-
-
 def b1_from_b2(gamma: float, beta: float) -> tuple[float, float]:
     r""":math:`\mathbb B^2(\gamma, \beta) \subset \mathbb B^1(\gamma^2, \beta)` (Jensen)."""
     return gamma * gamma, beta
@@ -167,35 +160,6 @@ def b3_from_b2(gamma: float, beta: float) -> float:
 def b3_to_b1_b2(delta_bc: float) -> tuple[tuple[float, float], tuple[float, float]]:
     r""":math:`\mathbb B^3(\delta) \subset \mathbb B^1(\frac1{4\delta^2}, 2) \cap \mathbb B^2(\frac1{2\delta}, 2)`."""
     return (1.0 / (4.0 * delta_bc**2), 2.0), (1.0 / (2.0 * delta_bc), 2.0)
-
-
-def bc_classes(name: str, d: int, k: int | None = None, q: float | None = None, zeta: float | None = None,
-               base: float | None = None) -> dict:
-    r"""BC's class constants of a compressor [derived]: ``{"B1": (alpha, beta), "B2": (gamma, beta),
-    "B3": delta_bc, "delta": library contraction}``.
-
-    Names: ``topk`` (k), ``biased_sparsification`` (q = min keep probability), ``adaptive_sparsification``,
-    ``topk_q`` (k and :math:`\zeta = \omega+1` of the unbiased quantiser; B3 after scaling by :math:`1/\zeta`),
-    ``biased_rounding`` (base), ``randk`` (unbiased Rand-k, k; B3 after scaling by k/d).
-    """
-    if name == "topk":
-        c = k / d
-        return {"B1": (c, 1.0), "B2": (c, 1.0), "B3": d / k, "delta": c}
-    if name == "biased_sparsification":
-        return {"B1": (q, 1.0), "B2": (q, 1.0), "B3": 1.0 / q, "delta": q}
-    if name == "adaptive_sparsification":
-        return {"B1": (1.0 / d, 1.0), "B2": (1.0 / d, 1.0), "B3": float(d), "delta": 1.0 / d}
-    if name == "topk_q":
-        c = k / d
-        return {"B1": (c, zeta), "B2": (c, zeta), "B3": zeta * d / k, "delta": c / zeta}
-    if name == "biased_rounding":
-        b = base
-        return {"B1": (4.0 / (b + 1) ** 2, 2 * b / (b + 1)), "B2": (2.0 / (b + 1), 2 * b / (b + 1)),
-                "B3": (b + 1) ** 2 / (4 * b), "delta": biased_rounding_delta(b)}
-    if name == "randk":
-        return {"B1": (1.0, d / k), "B2": (1.0, d / k), "B3": d / k, "delta": k / d}
-    raise ConfigError(f"bc_classes knows topk, biased_sparsification, adaptive_sparsification, topk_q, "
-                      f"biased_rounding, randk; got {name!r}.")
 
 
 def cgd_rate(cls: str, L: float, mu: float, *, alpha: float | None = None, beta: float | None = None,

@@ -84,10 +84,22 @@ class ToyLeastSquares(Problem):
         r = torch.einsum("ikd,id->ik", a, Xb) - yy
         return a * r[..., None] + self._reg_grad(Xb)[:, None, :]
 
+    def hessians(self, x, *, clients=None):
+        """Client Hessians at x, ``(rows, d, d)`` (the second-order methods' oracle)."""
+        A, _ = self._sel(clients)
+        X = self._point(x, A.shape[0])
+        Xb = X.expand(A.shape[0], self.d) if X.dim() == 1 else X
+        reg = self.lam + self.nc * (2 - 6 * Xb * Xb) / (1 + Xb * Xb) ** 3
+        return torch.einsum("imd,ime->ide", A, A) / self.m + torch.diag_embed(reg)
+
     # ---- facts
     def _hessians(self):
         H = torch.einsum("imd,ime->ide", self.A, self.A) / self.m
         return H + self.lam * torch.eye(self.d, dtype=torch.float64)
+
+    def smoothness_matrices(self) -> torch.Tensor:
+        """A_i^T A_i/m + (lam + 2 nc) I: the smallest smoothness matrices (the nonconvex term's curvature is <= 2 nc)."""
+        return self._hessians() + 2.0 * self.nc * torch.eye(self.d, dtype=torch.float64)
 
     def smoothness(self) -> Smoothness:
         H = self._hessians()

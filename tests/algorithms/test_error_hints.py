@@ -14,7 +14,8 @@ import commpress as cp
 
 HINT = re.compile(r"\bpass\s+(\w+)=", re.IGNORECASE)
 VALUES = {"gamma": ("stepsize", 1e-3), "p": ("p", 0.5), "alpha": ("alpha", 0.5), "R": ("R", 2),
-          "compressor": ("compressor", "cq"), "epoch_length": ("epoch_length", 10)}
+          "compressor": ("compressor", "cq"), "epoch_length": ("epoch_length", 10),
+          "zeta": ("zeta", 1.0), "a": ("a", 0.5), "b": ("b", 0.5)}
 # compressors with missing constants: combinatorial (no delta), contractive (no omega, no AB),
 # plus one that states everything
 COMPRESSORS = ["iscc", "topk", "fcc", "sign", "sketch", "cq", None]
@@ -27,7 +28,8 @@ def _taken(algorithm: str) -> set[str]:
 
 @pytest.mark.parametrize("algorithm", cp.algorithms.names())
 def test_following_every_hint_leads_to_a_run(algorithm):
-    problem = cp.problems.make("logreg" if algorithm in ("vr_diana", "qsvrg") else "quadratic", dim=8, n_clients=4)
+    glm = ("vr_diana", "qsvrg", "dasha_page", "basis_learn")  # finite sums; GLMs (Basis Learn's data basis)
+    problem = cp.problems.make("logreg" if algorithm in glm else "quadratic", dim=8, n_clients=4)
     uses = cp.algorithms.get(algorithm).uses_compressor
     followed = 0
     for compressor in COMPRESSORS if uses else [None]:

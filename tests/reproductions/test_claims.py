@@ -24,6 +24,38 @@ from commpress.reproductions import vrdiana
 from commpress.reproductions import vrdiana_alpha as alpha
 from commpress.reproductions._seeds import Spread, band
 from tests.reproductions._fake import data_results, held, measured, method, panels, spread
+from tests.reproductions.test_lazy_claims import (  # noqa: F401
+    test_3pc_clag_held, test_3pc_clag_not_held, test_3pc_clag_unmeasurable, test_dasha_held, test_dasha_not_held,
+    test_dasha_unmeasurable)
+from tests.reproductions.test_pp_claims import test_pp_held, test_pp_not_held, test_pp_unmeasurable  # noqa: F401
+from tests.reproductions.test_microadam_claims import test_all_measurable_claims_hold as test_microadam_held  # noqa: F401
+from tests.reproductions.test_microadam_claims import test_claims_fail_on_bad_numbers as test_microadam_not_held  # noqa: F401
+from tests.reproductions.test_microadam_claims import (  # noqa: F401
+    test_unmeasurable_numbers_are_not_held as test_microadam_unmeasurable,
+)
+from tests.reproductions.test_local_training_claims import (  # noqa: F401
+    test_gradskip_held,
+    test_gradskip_not_held,
+    test_gradskip_unmeasurable,
+    test_proxskip_held,
+    test_proxskip_not_held,
+    test_proxskip_unmeasurable,
+    test_tamuna_held,
+    test_tamuna_not_held,
+    test_tamuna_unmeasurable,
+)
+from tests.reproductions.test_smoothness_claims import (  # noqa: F401
+    test_basis_learn_held, test_basis_learn_not_held, test_basis_learn_unmeasurable,
+    test_smoothness_aware_quantization_held, test_smoothness_aware_quantization_not_held,
+    test_smoothness_aware_quantization_unmeasurable, test_smoothness_matrices_held,
+    test_smoothness_matrices_not_held, test_smoothness_matrices_unmeasurable)
+from tests.reproductions.test_bidirectional_claims import (  # noqa: F401
+    test_ef21_bc_held, test_ef21_bc_not_held, test_ef21_bc_unmeasurable, test_ef21_p_held, test_ef21_p_not_held,
+    test_ef21_p_unmeasurable, test_marina_p_held, test_marina_p_not_held, test_marina_p_unmeasurable)
+from tests.reproductions.test_second_order_claims import (  # noqa: F401
+    test_fednl_held, test_fednl_not_held, test_fednl_unmeasurable, test_newton_3pc_held, test_newton_3pc_not_held,
+    test_newton_3pc_unmeasurable,
+)
 
 
 def _reasons(claims) -> bool:
@@ -413,3 +445,24 @@ def test_neolithic_images_unmeasurable():
     assert within and all(not c.held and "two or more" in c.unmeasurable for c in within)  # one seed: no std
     claims = images.check(_images(**{images.NEO: [math.nan, 0.9, 0.9]}))
     assert not any(held(claims)) and not any(measured(claims))
+
+
+# ----------------------------------------------------------------------------- kashin (cases in test_kashin_claims.py)
+def test_kashin_held():
+    from tests.reproductions.test_kashin_claims import test_all_held_on_good_numbers
+
+    test_all_held_on_good_numbers()
+
+
+def test_kashin_not_held():
+    from tests.reproductions.test_kashin_claims import _bad, _claims
+
+    claims = _claims(_bad(("kashin", "1024", "levels"), [3.0, 5.5]))
+    assert held(claims) == [True, False, True, True, True] and all(measured(claims))
+
+
+def test_kashin_unmeasurable():
+    from tests.reproductions.test_kashin_claims import GOOD, _claims
+
+    claims = _claims({**GOOD, "spherical": {}, "topk": {}})
+    assert held(claims)[3:] == [False, False] and not any(measured(claims)[3:])

@@ -17,6 +17,11 @@ from commpress.reproductions._spec import FOLDER, deep_merge, load_spec
 
 CQ_NAMES = ["cq-dn-plane", "cq-logreg", "cq-permk", "cq-quadratic", "cq-weighted"]
 ISSUE_NAMES = CQ_NAMES + ["neolithic-images", "neolithic-synthetic", "vrdiana", "vrdiana-alpha"]
+#: issue 13: bidirectional, partial participation, lazy aggregation, local training
+ISSUE_NAMES += ["ef21-bc", "ef21-p", "marina-p", "pp", "3pc-clag", "dasha", "proxskip", "gradskip", "tamuna"]
+#: issue 14: second order, smoothness, compressors at the limit, MicroAdam
+ISSUE_NAMES += ["fednl", "newton-3pc", "basis-learn", "smoothness-matrices", "smoothness-aware-quantization",
+                "kashin", "microadam"]
 
 
 def test_names_are_the_toml_files_with_a_module():
@@ -25,7 +30,7 @@ def test_names_are_the_toml_files_with_a_module():
     assert names == sorted(names)
     on_disk = sorted(p.stem for p in FOLDER.glob("*.toml"))
     assert names == on_disk  # every file has its module (no half-added reproduction)
-    assert set(names) <= set(ISSUE_NAMES), "a reproduction not named in issue 6"
+    assert set(names) <= set(ISSUE_NAMES), "a reproduction not named by an issue"
 
 
 def test_list_reproductions_lists_every_name_with_its_title(capsys):
@@ -63,6 +68,9 @@ def test_quick_replaces_sizes_and_lists():
 
 #: reproductions whose numbers involve no random draw (formulas only)
 DETERMINISTIC = {"cq-dn-plane"}
+DETERMINISTIC |= {"basis-learn"}  # Top-K runs: no random draw
+#: sweeps of deterministic methods (Top-k both ways, full gradients): one seed is every outcome
+ONE_SEED = {"ef21-bc", "3pc-clag"}
 
 
 @pytest.mark.parametrize("name", ISSUE_NAMES)
@@ -76,6 +84,8 @@ def test_random_reproductions_decide_from_several_seeds(name):
             counts = {len(config.run.seeds) for _, config in spec.panel_configs()}
         if name in DETERMINISTIC:
             assert counts == set(), f"{name} is theory only"
+        elif name in ONE_SEED:
+            assert counts == {1}, (name, quick, counts)
         else:
             assert counts and min(counts) >= least, (name, quick, counts)
 

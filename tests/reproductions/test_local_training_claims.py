@@ -139,3 +139,46 @@ def test_tamuna_claims_held_not_held_unmeasurable():
     assert not any(held(claims)[:2]) and not any(measured(claims)[:2])
     assert tamuna_mod.reals_verdict([1.0], [2.0], 0.8)[:2] == (True, 0.5)
     assert not tamuna_mod.linear_verdict([]) and tamuna_mod.linear_verdict([True, True])
+
+
+# ----------------------------------------------------------------------------- the registry's three cases
+def test_proxskip_held():
+    test_proxskip_all_claims_hold_on_good_numbers()
+
+
+def test_proxskip_not_held():
+    assert held(_ps(ps_rounds=(300, 310, 320)))[0] is False
+    assert held(_ps(psi=[[0, 1.0], [500, 0.9], [1000, 0.8]]))[1] is False
+    assert held(_ps(p1=1e-9))[2] is False
+
+
+def test_proxskip_unmeasurable():
+    assert measured(_ps(ps_rounds=(100, None, None)))[0] is False
+    assert measured(_ps(psi=[[0, 1.0]]))[1] is False
+
+
+def test_gradskip_held():
+    test_gradskip_all_claims_hold_on_good_numbers()
+
+
+def test_gradskip_not_held():
+    assert held(_gs(gs_rounds=130))[0] is False and measured(_gs(gs_rounds=130))[0] is True
+
+
+def test_gradskip_unmeasurable():
+    claims = _gs(reached=False)
+    assert not any(held(claims)) and not any(measured(claims))
+
+
+def test_tamuna_held():
+    assert held(_tm()) == [True, True, True]
+
+
+def test_tamuna_not_held():
+    claims = _tm(compressed=(1000, 1000))
+    assert held(claims)[0] is False and measured(claims)[0] is True
+
+
+def test_tamuna_unmeasurable():
+    claims = _tm(scaffnew=(None, None))
+    assert not any(held(claims)[:2]) and not any(measured(claims)[:2])

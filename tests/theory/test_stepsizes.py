@@ -24,6 +24,11 @@ FACTS = dict(K=1000, m=50, L_sample=6.0, sigma2=0.5, delta0=3.0)
 
 SIMULATOR_NAMES = ["gd", "psgd", "dcgd", "qsgd", "diana", "vr_diana", "qsvrg", "terngrad_adam", "marina",
                    "weighted_marina", "ef", "ef21", "ef21_sgd", "double_squeeze", "cser", "neolithic"]
+SIMULATOR_NAMES += ["three_pc", "lag", "clag", "dasha", "dasha_page", "dasha_mvr"]  # lazy aggregation, momentum
+SIMULATOR_NAMES += ["dcgd_plus", "diana_plus"]  # smoothness matrices
+SIMULATOR_NAMES += ["ef21_p", "ef21_p_diana", "ef21_p_marina", "marina_p", "ef21_bc"]  # bidirectional
+SIMULATOR_NAMES += ["marina_pp", "ef21_pp", "diana_pp", "dasha_pp"]  # partial participation
+SIMULATOR_NAMES += ["proxskip", "scaffnew", "gradskip", "tamuna", "compressed_scaffnew"]  # local training
 
 
 def test_every_simulator_name_is_known():
@@ -32,7 +37,7 @@ def test_every_simulator_name_is_known():
 
 @pytest.mark.parametrize("name", SIMULATOR_NAMES)
 def test_every_method_gives_a_positive_stepsize_with_the_same_facts(name):
-    comp = CON if name in ("ef", "ef21", "ef21_sgd", "cser", "double_squeeze", "neolithic") else UNB
+    comp = CON if name in ("ef", "ef21", "ef21_sgd", "ef21_pp", "cser", "double_squeeze", "neolithic") else UNB
     params = T.default_params(name, SM, comp, N, D, **FACTS)
     g = T.default_stepsize(name, SM, comp, N, D, **FACTS)
     assert params["gamma"] == g and 0 < g < math.inf
