@@ -106,7 +106,28 @@ class MatrixCompressor(Compressor):
 
 
 # ---------------------------------------------------------------------- Top-K
-class SymTopK(MatrixCompressor, TopK):
+class _KeptEntries:
+    """What Top-K and Rand-K of a triangle share: K entries kept (default: the side d), the vector
+    compressor's checks after the triangle check."""
+
+    _vector: type  # the vector compressor the class specialises
+
+    def __init__(self, k: int | None = None, float_bits: int = 32) -> None:
+        self._vector.__init__(self, k=k, float_bits=float_bits)
+
+    def params(self) -> dict:
+        return {"k": self.k, "float_bits": self.float_bits}
+
+    def k_for(self, d: int) -> int:
+        side = matrix_side(d)
+        return min(self.k if self.k is not None else side, d)
+
+    def _check_shape(self, ctx: Context) -> None:
+        matrix_side(ctx.d)
+        self._vector._check_shape(self, ctx)
+
+
+class SymTopK(_KeptEntries, MatrixCompressor, TopK):
     r"""Symmetric Top-K: keep the K entries of the upper triangle largest in magnitude, mirror them.
 
     .. math:: \mathcal C(X)_{jl}=\mathcal C(X)_{lj}=X_{jl}\,\mathbb 1[(j,l)\in T_K(X)],\qquad
@@ -133,20 +154,7 @@ class SymTopK(MatrixCompressor, TopK):
     """
 
     name = "matrix/topk"
-
-    def __init__(self, k: int | None = None, float_bits: int = 32) -> None:
-        TopK.__init__(self, k=k, float_bits=float_bits)
-
-    def params(self) -> dict:
-        return {"k": self.k, "float_bits": self.float_bits}
-
-    def k_for(self, d: int) -> int:
-        side = matrix_side(d)
-        return min(self.k if self.k is not None else side, d)
-
-    def _check_shape(self, ctx: Context) -> None:
-        matrix_side(ctx.d)
-        TopK._check_shape(self, ctx)
+    _vector = TopK
 
     def theory(self, n: int, d: int) -> CompressorTheory:
         side, k = matrix_side(d), self.k_for(d)
@@ -159,7 +167,7 @@ class SymTopK(MatrixCompressor, TopK):
 
 
 # ---------------------------------------------------------------------- Rand-K
-class SymRandK(MatrixCompressor, RandK):
+class SymRandK(_KeptEntries, MatrixCompressor, RandK):
     r"""Symmetric Rand-K: K uniformly random entries of the upper triangle, scaled, mirrored.
 
     .. math:: \mathcal C(X)_{jl}=\mathcal C(X)_{lj}=\tfrac{N_u}{K}X_{jl}\,\mathbb 1[(j,l)\in S],\qquad
@@ -177,20 +185,7 @@ class SymRandK(MatrixCompressor, RandK):
     """
 
     name = "matrix/randk"
-
-    def __init__(self, k: int | None = None, float_bits: int = 32) -> None:
-        RandK.__init__(self, k=k, float_bits=float_bits)
-
-    def params(self) -> dict:
-        return {"k": self.k, "float_bits": self.float_bits}
-
-    def k_for(self, d: int) -> int:
-        side = matrix_side(d)
-        return min(self.k if self.k is not None else side, d)
-
-    def _check_shape(self, ctx: Context) -> None:
-        matrix_side(ctx.d)
-        RandK._check_shape(self, ctx)
+    _vector = RandK
 
     def theory(self, n: int, d: int) -> CompressorTheory:
         th = RandK.theory(self, n, d)
