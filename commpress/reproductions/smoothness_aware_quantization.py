@@ -9,6 +9,7 @@ only; see ``smoothness-aware-quantization.toml``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -97,6 +98,57 @@ def compute(results) -> None:
     rows = [_measure(str(name), int(n), float(results.params.get("l2", 1e-2)), int(results.params.get("trials", 100)), seeds)
             for name, n in results.params.get("datasets", [["splice", 10]])]
     results.data.update({"rows": rows})
+
+
+def figure(results, path: Path) -> Path:
+    """Left: the communication proxy (L + 2ν/n) × bits per round of every compressor, bars grouped by dataset
+    (log y when they span over a decade and a half). Right: ν against bits per coordinate, one point per
+    compressor and dataset (log y)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results.data.get("rows", [])
+    keys = [SAQ_BLOCK_N, SAQ_BLOCK_1, SAQ_STEPS, DITHER, SPARSE]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / len(keys)
+    shown = []
+    for j, k in enumerate(keys):
+        xs = [i + (j - (len(keys) - 1) / 2) * width for i in range(len(rows))]
+        ys = [r["proxy"].get(k, math.inf) for r in rows]
+        ok = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and y > 0]
+        a1.bar([x for x, _ in ok], [y for _, y in ok], width, color=f"C{j}", label=k)
+        for x, y in ok:
+            a1.annotate(f"{y:.3g}", (x, y), ha="center", va="bottom", fontsize=6, xytext=(0, 2), textcoords="offset points")
+        shown += [y for _, y in ok]
+    a1.set_xticks(range(len(rows)), [f"{r['dataset']} (n = {r['n']}, d = {r['d']})" for r in rows])
+    if shown and max(shown) > 30 * min(shown):  # log only when the bars span well over a decade
+        a1.set_yscale("log")
+        a1.set_ylim(bottom=min(shown) / 3)
+    a1.set_ylabel(r"proxy $(L + 2\nu_{\max}/n)\times$ bits per round")
+    a1.set_xlabel("dataset")
+    a1.set_title("communication proxy of DCGD+ (smaller is better)", fontsize=10)
+    a1.grid(True, axis="y", which="both", alpha=0.3)
+    a1.legend(fontsize=7)
+    markers = "osD^v<>"
+    for i, r in enumerate(rows):
+        for j, k in enumerate(keys):
+            nu, bits = r["nu"].get(k, math.inf), r["bits"].get(k, math.inf)
+            if math.isfinite(nu) and math.isfinite(bits) and nu > 0:
+                a2.scatter(bits / r["d"], nu, color=f"C{j}", marker=markers[i % len(markers)], s=40,
+                           label=f"{k}, {r['dataset']}")
+    a2.set_yscale("log")
+    a2.set_xlabel("bits per coordinate (per round, per client)")
+    a2.set_ylabel(r"variance constant $\nu_{\max}$")
+    a2.set_title(r"$\nu$ against bits per coordinate", fontsize=10)
+    a2.grid(True, which="both", alpha=0.3)
+    if rows:
+        a2.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def _fmt(row: dict, key: str) -> dict:

@@ -92,3 +92,15 @@ def test_basis_learn_not_held():
 def test_basis_learn_unmeasurable():
     claims = _bl(math.inf, math.inf, math.inf, math.inf)
     assert held(claims) == [False, False] and measured(claims) == [False, False]
+
+
+def test_figures_write_a_png_from_fabricated_data(tmp_path):
+    curve = {"bits": [1e4, 2e4, 3e4], "gap": [1.0, 1e-4, 1e-11]}
+    row = {"dataset": "splice", "n": 20, "d": 60, "r_max": 50,
+           "bits": {"data K=50": 3e4, "standard K=50": math.inf}, "rounds": {},
+           "curves": {"data K=50": curve, "standard K=50": {"bits": [0.0, 5e4], "gap": [1.0, 0.5]},
+                      "data full": curve, "newton": curve}}
+    for module, name, data in ((bl, "basis-learn", {"rows": [row]}),
+                               (saq, "smoothness-aware-quantization", {"rows": [_row(), {**_row(), "dataset": "phishing"}]})):
+        out = module.figure(data_results(name, data), tmp_path / f"{name}.png")
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
