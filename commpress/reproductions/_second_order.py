@@ -48,7 +48,7 @@ def trace(problem, name: str, x0: torch.Tensor, rounds: int, *, target: float = 
         return float(net.ledger.mean_total("up") + net.ledger.mean_total("down"))
 
     out = {"dist2": [], "gap": [], "bits": [], "hess_err": [], "rounds_to_target": None, "bits_to_target": None,
-           "init_bits": bits(), "diverged": False}
+           "init_bits": bits(), "diverged": False, "dist2_0": float(((alg.output(state) - xs) ** 2).sum())}
     for k in range(rounds):
         state = alg.step(state)
         x = alg.output(state)
@@ -70,9 +70,10 @@ def trace(problem, name: str, x0: torch.Tensor, rounds: int, *, target: float = 
 
 
 def first_order_at_budget(problem, name: str, x0: torch.Tensor, budget: float, *, max_rounds: int = 100000,
-                          **params) -> dict:
+                          max_points: int = 500, **params) -> dict:
     """Run a first-order method while its bits per client (up + down) stay within ``budget``; its final
-    ||x - x*||^2 and the rounds it had."""
+    ||x - x*||^2 and the rounds it had, and for the figure the curve ``curve_bits`` / ``curve_dist2``
+    (from the start, 0 bits; thinned to at most ``max_points`` points, the last one kept)."""
     from commpress import algorithms
     from commpress.network import LocalNetwork
 
@@ -82,13 +83,22 @@ def first_order_at_budget(problem, name: str, x0: torch.Tensor, budget: float, *
     state = alg.init(x0)
     k = 0
     best = float(((alg.output(state) - xs) ** 2).sum())
+    curve_bits, curve_dist2 = [0.0], [best]
     while k < max_rounds:
         nxt = alg.step(state)
-        if net.ledger.mean_total("up") + net.ledger.mean_total("down") > budget:
+        spent = float(net.ledger.mean_total("up") + net.ledger.mean_total("down"))
+        if spent > budget:
             break
         state, k = nxt, k + 1
-        best = min(best, float(((alg.output(state) - xs) ** 2).sum()))
-    return {"rounds": k, "dist2": float(((alg.output(state) - xs) ** 2).sum()), "best_dist2": best}
+        e = float(((alg.output(state) - xs) ** 2).sum())
+        best = min(best, e)
+        curve_bits.append(spent)
+        curve_dist2.append(e)
+    if len(curve_bits) > max_points:
+        keep = sorted(set(range(0, len(curve_bits), math.ceil(len(curve_bits) / max_points))) | {len(curve_bits) - 1})
+        curve_bits, curve_dist2 = [curve_bits[i] for i in keep], [curve_dist2[i] for i in keep]
+    return {"rounds": k, "dist2": float(((alg.output(state) - xs) ** 2).sum()), "best_dist2": best,
+            "curve_bits": curve_bits, "curve_dist2": curve_dist2}
 
 
 def newton_zero(problem, x0: torch.Tensor, rounds: int, *, target: float = 1e-10) -> dict:
@@ -99,7 +109,8 @@ def newton_zero(problem, x0: torch.Tensor, rounds: int, *, target: float = 1e-10
     H0 = problem.hessians(x0).mean(0)
     x = x0.clone()
     bits = 32 * d * (d + 1) / 2
-    out = {"dist2": [], "bits": [], "rounds_to_target": None, "bits_to_target": None}
+    out = {"dist2": [], "bits": [], "rounds_to_target": None, "bits_to_target": None, "init_bits": bits,
+           "dist2_0": float(((x0 - xs) ** 2).sum())}
     for k in range(rounds):
         x = x - torch.linalg.solve(H0, problem.grad(x))
         bits += 64 * d
@@ -137,3 +148,30 @@ def over_seeds(seeds, run) -> dict:
     if "hessians" in traces[0]:
         out["hessians"] = med("hessians")
     return out
+
+
+def plot_curve(ax, run: dict | None, label: str, *, x: str = "bits", **style) -> None:
+    """Draw ``run``'s ||x - x*||^2 against its cumulative bits per client (``x="bits"``) or rounds
+    (``x="rounds"``), from the start where recorded (``init_bits``/``dist2_0``); the curve of a
+    first-order budget run (``curve_bits``/``curve_dist2``). Non-positive and non-finite values are left
+    out (a log axis); a missing run, or one without a curve, draws nothing."""
+    if not run:
+        return
+    if "curve_dist2" in run:
+        xs, ys = list(run["curve_bits"]), list(run["curve_dist2"])
+        if x == "rounds":
+            xs = list(range(len(ys)))
+    elif "dist2" in run and isinstance(run["dist2"], list):
+        ys = list(run["dist2"])
+        if x == "rounds":
+            xs = list(range(1, len(ys) + 1))
+        else:
+            xs = list(run.get("bits", []))
+        if "dist2_0" in run and (x == "rounds" or "init_bits" in run):
+            xs, ys = [0 if x == "rounds" else run["init_bits"], *xs], [run["dist2_0"], *ys]
+    else:  # e.g. a budget run without its curve (the caller may mark its final point)
+        return
+    pts = [(a, b) for a, b in zip(xs, ys) if a is not None and b is not None and math.isfinite(a)
+           and math.isfinite(b) and b > 0]
+    if pts:
+        ax.plot([a for a, _ in pts], [b for _, b in pts], label=label, **style)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from commpress.reproductions import Claim
-from commpress.reproductions._second_order import first_order_at_budget, newton_zero, over_seeds, split_problem, trace
+from commpress.reproductions._second_order import (first_order_at_budget, newton_zero, over_seeds, plot_curve,
+                                                   split_problem, trace)
 
 
 def _problem(params: dict, l2: float):
@@ -58,6 +60,80 @@ def compute(results) -> None:
                             budget=budget, n=p.n, d=d)
     finally:
         torch.set_num_threads(threads)
+
+
+def figure(results, path: Path) -> Path:
+    """(a) ‖x − x*‖² against bits per node: FedNL Rank-1 (α = 1 and α = 1 − √(1 − δ)), Top-d, Rand-d,
+    Newton Zero, and GD / DIANA within FedNL's bit budget; (b) against rounds: λ = 1e-3 vs 1e-4 and
+    options 1 vs 2; (c) the Hessian error 𝓗^k against rounds; (d) the variants LS / CR / plain FedNL
+    from x* + 2·1, PP and BC, against bits per node. The target is the dotted line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = results.data
+    runs = data.get("runs", {})
+    target = float(results.params["target"])
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    (a1, a2), (a3, a4) = axes
+    plot_curve(a1, runs.get("rank1"), "FedNL Rank-1, α = 1", color="C0", lw=2)
+    plot_curve(a1, runs.get("rank1_conservative"), "FedNL Rank-1, α = 1 − √(1 − δ)", color="C0", ls="--")
+    plot_curve(a1, runs.get("topd"), "FedNL Top-d", color="C1")
+    plot_curve(a1, runs.get("randd"), "FedNL Rand-d (first seed)", color="C2")
+    plot_curve(a1, runs.get("n0"), "Newton Zero", color="C3")
+    for key, label, color, ls in (("gd_at_budget", "GD (1/L)", "C4", "-"),
+                                  ("diana_at_budget", "DIANA (dithering)", "C5", "--")):
+        r = runs.get(key)
+        if r and "curve_dist2" in r:
+            plot_curve(a1, r, f"{label}, within FedNL's bits", color=color, ls=ls)
+        elif r and data.get("budget") is not None:
+            a1.scatter([data["budget"]], [r["dist2"]], color=color, label=f"{label} at FedNL's bits")
+    if data.get("budget") is not None:
+        a1.axvline(data["budget"], color="grey", lw=0.8, ls="-.", label="FedNL's bits to target")
+    a1.set_xlabel("bits per node (up + down, cumulative)")
+    a1.set_title("(a) FedNL vs Newton Zero, GD, DIANA; compressors")
+    plot_curve(a2, runs.get("rank1"), f"Rank-1, λ = 1e-3 (L/μ ≈ {data.get('kappa', math.nan):.3g})", x="rounds",
+               color="C0", lw=2)
+    plot_curve(a2, runs.get("rank1_ill"), f"Rank-1, λ = 1e-4 (L/μ ≈ {data.get('kappa_ill', math.nan):.3g})",
+               x="rounds", color="C1")
+    plot_curve(a2, runs.get("rank1_option2"), "Rank-1, option 2 (λ = 1e-3)", x="rounds", color="C2", ls="--")
+    a2.set_xlabel("rounds")
+    a2.set_title("(b) condition number; options 1 and 2")
+    for key, label, color in (("rank1", "Rank-1, λ = 1e-3", "C0"), ("rank1_ill", "Rank-1, λ = 1e-4", "C1"),
+                              ("topd", "Top-d, λ = 1e-3", "C2")):
+        h = [v for v in (runs.get(key) or {}).get("hess_err", []) if v is not None and math.isfinite(v) and v > 0]
+        if h:
+            a3.plot(range(1, len(h) + 1), h, color=color, label=label)
+    a3.set_xlabel("rounds")
+    a3.set_ylabel(r"$\mathcal{H}^k = \frac{1}{n}\sum_i \|H_i^k - \nabla^2 f_i(x^*)\|_F^2$")
+    a3.set_yscale("log")
+    a3.set_title("(c) Hessian learning")
+    a3.legend(fontsize=8)
+    a3.grid(True, which="both", alpha=0.3)
+    plot_curve(a4, runs.get("ls_far"), "FedNL-LS from x* + 2·1", color="C0")
+    plot_curve(a4, runs.get("cr_far"), "FedNL-CR from x* + 2·1", color="C1")
+    plot_curve(a4, runs.get("plain_far"), "FedNL from x* + 2·1", color="C3", ls=":")
+    plot_curve(a4, runs.get("pp"), f"FedNL-PP, τ = n/2 (n = {data.get('n', '?')})", color="C2")
+    plot_curve(a4, runs.get("bc"), "FedNL-BC p = 0.5, Top-d/2 model", color="C4")
+    plot_curve(a4, runs.get("bc_full"), "FedNL-BC p = 1, dense model", color="C5", ls="--")
+    a4.set_xlabel("bits per node (up + down, cumulative)")
+    for ax in (a1, a4):
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    a4.set_title("(d) globalisation (LS, CR), partial participation, BC")
+    for ax in (a1, a2, a4):
+        ax.axhline(target, color="k", lw=0.8, ls=":", label=f"target {target:g}")
+        ax.set_yscale("log")
+        ax.set_ylabel("‖x − x*‖²")
+        ax.legend(fontsize=7, loc="center right" if ax is a1 else "best")
+        ax.grid(True, which="both", alpha=0.3)
+    n, d = data.get("n"), data.get("d")
+    fig.suptitle(f"FedNL, L2-regularised logistic regression ({results.params.get('dataset', '')}, n = {n}, d = {d}"
+                 f"{', quick' if getattr(results, 'quick', False) else ''})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def _fmt(v) -> str:

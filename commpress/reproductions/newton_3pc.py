@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from commpress.reproductions import Claim
-from commpress.reproductions._second_order import over_seeds, split_problem, trace
+from commpress.reproductions._second_order import over_seeds, plot_curve, split_problem, trace
 
 
 def compute(results) -> None:
@@ -39,6 +40,49 @@ def compute(results) -> None:
         results.data.update(runs=runs, n=p.n, d=d)
     finally:
         torch.set_num_threads(threads)
+
+
+def figure(results, path: Path) -> Path:
+    """‖x − x*‖² against bits per client (up + down): (a) from x* + 0.1·1 and (b) from x* + 0.03·1,
+    FedNL (Rank-1) vs Newton-CBAG (Top-d) with p = 0.5, 0.75, 1; (c) from x* + 0.03·1, Newton-EF21
+    (Top-d) vs adaptive thresholding (λ = 0.5) with EF21 and CBAG (p = 0.5), CLAG (ζ = 2, Top-d) and FedNL.
+    CBAG curves are the first seed's; the target is the dotted line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results.data.get("runs", {})
+    target = float(results.params["target"])
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    for ax, (tag, where) in zip(axes[:2], (("", "x* + 0.1·1"), ("near_", "x* + 0.03·1"))):
+        plot_curve(ax, runs.get(tag + "fednl_rank1"), "FedNL (Rank-1)", color="k", lw=2)
+        for q, color in ((0.5, "C0"), (0.75, "C1"), (1.0, "C2")):
+            plot_curve(ax, runs.get(f"{tag}cbag_{q}"), f"Newton-CBAG, Top-d, p = {q:g}", color=color,
+                       ls="-" if q < 1 else "--")
+        ax.set_title(f"({'ab'[tag == 'near_']}) from {where}: CBAG vs FedNL")
+    ax = axes[2]
+    plot_curve(ax, runs.get("near_fednl_rank1"), "FedNL (Rank-1)", color="k", lw=2)
+    plot_curve(ax, runs.get("ef21_topd"), "Newton-EF21, Top-d", color="C3", lw=2)
+    plot_curve(ax, runs.get("thr_ef21"), "Newton-EF21, threshold λ = 0.5", color="C4")
+    plot_curve(ax, runs.get("thr_cbag"), "Newton-CBAG p = 0.5, threshold λ = 0.5", color="C5")
+    plot_curve(ax, runs.get("topd_clag"), "Newton-CLAG ζ = 2, Top-d", color="C6", ls="--")
+    ax.set_title("(c) from x* + 0.03·1: thresholding, CLAG vs EF21 Top-d")
+    for ax in axes:
+        ax.axhline(target, color="k", lw=0.8, ls=":", label=f"target {target:g}")
+        ax.set_yscale("log")
+        ax.set_ylabel("‖x − x*‖²")
+        ax.set_xlabel("bits per client (up + down, cumulative)")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+        ax.legend(fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+    n, d = results.data.get("n"), results.data.get("d")
+    fig.suptitle(f"Newton-3PC, L2-regularised logistic regression ({results.params.get('dataset', '')}, n = {n}, "
+                 f"d = {d}{', quick' if getattr(results, 'quick', False) else ''})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
 
 
 def _fmt(v) -> str:

@@ -109,3 +109,17 @@ def test_newton_3pc_not_held(index, over, expected):
 def test_newton_3pc_unmeasurable(index, over, expected):
     claims = newton_3pc.check(n3pc_results(**over))
     assert claims[index].unmeasurable and not claims[index].held
+
+
+def test_the_figures_write_pngs_from_fabricated_data(tmp_path):
+    """Both figures draw from fabricated results (budget runs without curves, short traces) and
+    return the PNG's path; with the first-order curves recorded as well."""
+    res = fednl_results()
+    res.params["dataset"] = "a9a"
+    out = fednl.figure(res, tmp_path / "fednl.png")
+    assert out == tmp_path / "fednl.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = {"rounds": 2, "dist2": 0.5, "best_dist2": 0.5, "curve_bits": [0.0, 10.0, 20.0],
+             "curve_dist2": [1.0, 0.7, 0.5]}
+    assert fednl.figure(fednl_results(gd_at_budget=curve), tmp_path / "fednl2.png").stat().st_size > 0
+    out = newton_3pc.figure(n3pc_results(), tmp_path / "n3pc.png")
+    assert out == tmp_path / "n3pc.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
