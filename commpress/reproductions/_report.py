@@ -127,6 +127,10 @@ def write_report(results, claims: list, figures: list[Path], path: Path, *, extr
 def seeds_text(results) -> str:
     """The seeds line of the report: how many per run, and how the verdicts read them."""
     counts = sorted({len(p.config.run.seeds) for p in results.panels.values()})
+    own = getattr(getattr(results, "spec", None), "params", {}).get("seeds")
+    if not counts and own:  # a module that runs its methods itself, over the seeds of its [params]
+        return (f"{len(own)} ({', '.join(map(str, own))}), run by the reproduction's own code; its tables give "
+                "every seed's numbers and the verdicts read the medians it states.")
     if not counts:
         return "none (no random draws: the numbers come from formulas)."
     if counts == [1]:

@@ -186,3 +186,14 @@ def test_the_how_to_example_is_a_valid_reproduction(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "<how-to example>", "exec"), namespace)
     assert callable(namespace["check"])
+
+
+def test_the_seeds_line_names_the_seeds_of_a_reproduction_that_runs_its_methods_itself():
+    from types import SimpleNamespace
+
+    from commpress.reproductions._report import seeds_text
+
+    own = seeds_text(SimpleNamespace(panels={}, spec=SimpleNamespace(params={"seeds": [0, 1]})))
+    assert own.startswith("2 (0, 1), run by the reproduction's own code")
+    theory = seeds_text(SimpleNamespace(panels={}, spec=SimpleNamespace(params={})))
+    assert theory.startswith("none (no random draws")
