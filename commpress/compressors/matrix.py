@@ -18,7 +18,10 @@ References:
     Safaryan, Islamov, Qian, Richtárik, FedNL: Making Newton-Type Methods Applicable to Federated
     Learning, ICML 2022 (Top-K, Rank-R, Rand-K matrix compressors); Islamov, Qian, Hanzely,
     Safaryan, Richtárik, Distributed Newton-Type Methods with Communication Compression and
-    Bernoulli Aggregation, TMLR 2023 (adaptive thresholding, Example "Adaptive Thresholding").
+    Bernoulli Aggregation, TMLR 2023 (adaptive thresholding, Example "Adaptive Thresholding";
+    App. "Rotation Compression"); Vogels, Karimireddy, Jaggi, PowerSGD: Practical Low-Rank Gradient
+    Compression for Distributed Optimization, NeurIPS 2019; Qian, Islamov, Safaryan, Richtárik, Basis
+    Matters: Better Communication-Efficient Second Order Methods for Federated Learning, AISTATS 2022.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from commpress.errors import ConfigError, InputError, PayloadError
 from commpress.wire.fields import UINT, Field, float_field
 
 __all__ = [
-    "AdaptiveThreshold", "MatrixCompressor", "RankR", "SymRandK", "SymTopK", "frobenius_weights", "make",
-    "matrix_side", "names", "sym_to_tri", "tri_to_sym",
+    "AdaptiveThreshold", "MatrixCompressor", "PowerSGD", "RankR", "Rotation", "SymRandK", "SymTopK",
+    "frobenius_weights", "make", "matrix_side", "names", "sym_to_tri", "tri_to_sym",
 ]
 
 
@@ -337,9 +340,186 @@ class AdaptiveThreshold(MatrixCompressor):
         )
 
 
+# ---------------------------------------------------------------------- PowerSGD
+class PowerSGD(MatrixCompressor):
+    r"""PowerSGD rank R: one power step from a Gaussian start, symmetrised.
+
+    .. math:: P=\operatorname{orth}(XQ),\quad Q'=X^\top P,\qquad
+              \mathcal C(X)=\tfrac12\big(PQ'^\top+Q'P^\top\big),
+
+    with :math:`Q\in\mathbb R^{d\times R}` standard Gaussian, drawn afresh every round from the round's
+    shared stream (the same Q for every client), and :math:`\operatorname{orth}` the Q factor of the
+    reduced QR decomposition (orthonormal columns). Since :math:`PP^\top` is the orthogonal projection
+    onto :math:`\operatorname{span}(XQ)`, :math:`PQ'^\top=PP^\top X` and the compressor is exact
+    (up to float32 rounding) when :math:`\operatorname{rank}X\le R`. The symmetrisation makes the
+    output a symmetric matrix (it is sent as its upper triangle like every matrix here).
+
+    Class: **none** (``kind="biased"``, ``delta=None``): one power step from a random start has no
+    contraction constant valid for every X (a Q nearly orthogonal to the top eigenvectors keeps
+    almost nothing). The FedNL reference code passes the user's Hessian learning rate as the
+    compressor's δ; that is not a property of the compressor and is not copied here. Newton-type
+    methods therefore need an explicit ``alpha`` with it.
+
+    Payload per client: P and Q' as float32, :math:`2Rd` numbers: :math:`64Rd` bits, as the papers
+    count (Q is regenerated from the seed, but the receiver cannot form XQ, so P is sent). P is
+    rounded to float32 before :math:`Q'=X^\top P` is computed, and the server's matrix is exactly
+    what the bytes give. Rows share Q, so they are not independent draws (``correlated``).
+
+    Args:
+        rank: R, ``1 <= R <= d`` (default 1).
+
+    References:
+        Vogels, Karimireddy, Jaggi, PowerSGD: Practical Low-Rank Gradient Compression for Distributed
+        Optimization, NeurIPS 2019, Algorithm 1 (one power-iteration step; here a fresh Gaussian Q
+        each round instead of the warm start); Safaryan et al., FedNL, ICML 2022 (PowerSGD as a
+        Hessian compressor in the experiments).
+    """
+
+    name = "matrix/powersgd"
+    #: Every client's P is computed from the same shared Gaussian Q: the rows of one call are not independent.
+    correlated = True
+
+    def __init__(self, rank: int = 1) -> None:
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ConfigError(f"PowerSGD needs an integer rank >= 1; got rank={rank!r}. Use rank=1.")
+        self.rank = rank
+
+    def params(self) -> dict:
+        return {"rank": self.rank}
+
+    def _check_shape(self, ctx: Context) -> None:
+        side = matrix_side(ctx.d)
+        if self.rank > side:
+            raise ConfigError(f"PowerSGD needs rank <= d; got rank={self.rank} for d={side}. Use rank <= {side}.")
+
+    def _layout(self, ctx: Context, message: Message | None) -> Layout:
+        n_vec = self.rank * matrix_side(ctx.d)
+        return uniform_layout([float_field("p", 32, n_vec), float_field("q", 32, n_vec)], ctx.rows)
+
+    def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
+        side, rows = matrix_side(ctx.d), ctx.rows
+        M = tri_to_sym(X.to(torch.float64), side)  # (rows, d, d), symmetric
+        G = torch.randn(side, self.rank, generator=ctx.shared_generator("matrix/powersgd/q"), dtype=torch.float64)
+        P = torch.linalg.qr(M @ G.to(X.device)).Q.to(torch.float32)  # (rows, d, R), orthonormal columns
+        Qp = M.mT @ P.to(torch.float64)  # X^T P with the P that is sent
+        return {"p": P.transpose(1, 2).reshape(rows, -1),
+                "q": Qp.to(torch.float32).transpose(1, 2).reshape(rows, -1)}
+
+    def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
+        side, rows = matrix_side(ctx.d), ctx.rows
+        P = message["p"].to(device=ctx.device, dtype=torch.float64).reshape(rows, self.rank, side)
+        Qp = message["q"].to(device=ctx.device, dtype=torch.float64).reshape(rows, self.rank, side)
+        A = P.mT @ Qp  # P Q'^T, (rows, d, d)
+        return sym_to_tri(0.5 * (A + A.mT)).to(ctx.dtype)
+
+    def theory(self, n: int, d: int) -> CompressorTheory:
+        side = matrix_side(d)
+        r = min(self.rank, side)
+        return CompressorTheory("biased", omega=None, delta=None, A=None, B=None, bits=padded_bits(64 * r * side),
+                                extras={"rank": r, "side": side, "bits_paper": 64 * r * side, "norm": "frobenius",
+                                        "note": "no contraction guarantee (one power step from a random start)"})
+
+
+# ---------------------------------------------------------------------- rotation compression
+class Rotation(MatrixCompressor):
+    r"""Rotation compression: compress in a fixed orthonormal basis, rotate back.
+
+    .. math:: \mathcal C_Q(X)=Q\,\mathcal C\big(Q^\top XQ\big)\,Q^\top,\qquad Q^\top Q=I,
+
+    with :math:`\mathcal C` an inner matrix compressor (default symmetric Top-K). The map
+    :math:`X\mapsto Q^\top XQ` is a linear isometry of :math:`\mathbb S^d` in the Frobenius norm, so
+    :math:`\|\mathcal C_Q(X)-X\|_F=\|\mathcal C(Y)-Y\|_F` with :math:`Y=Q^\top XQ`: if
+    :math:`\mathcal C\in\mathbb B(\delta)` then :math:`\mathcal C_Q\in\mathbb B(\delta)`, and likewise an
+    unbiased :math:`\mathcal C\in\mathbb U(\omega)` stays in :math:`\mathbb U(\omega)`; ``theory``
+    reports the inner compressor's class and constants. A good basis (e.g. the eigenvectors of a
+    reference Hessian, or a basis of the data) makes :math:`Q^\top XQ` nearly diagonal, so a
+    sparsifier loses little. ``basis=None`` is the identity (:math:`\mathcal C_I=\mathcal C`).
+
+    Payload per client: the inner compressor's payload of :math:`Q^\top XQ` (Q is known to both sides;
+    its one-time transfer is not part of this message). One basis serves every client (Basis Learn
+    allows a basis per client).
+
+    Args:
+        basis: the orthogonal ``(d, d)`` matrix Q (columns: the basis vectors); default the identity.
+        inner: the inner matrix compressor: a name, a dict with ``"name"`` or an instance (default ``"topk"``).
+
+    References:
+        Islamov, Qian, Hanzely, Safaryan, Richtárik, Distributed Newton-Type Methods with
+        Communication Compression and Bernoulli Aggregation, TMLR 2023, App. "Rotation Compression";
+        Qian, Islamov, Safaryan, Richtárik, Basis Matters: Better Communication-Efficient Second Order
+        Methods for Federated Learning (Basis Learn), AISTATS 2022, Sect. 2 (change of basis).
+    """
+
+    name = "matrix/rotation"
+
+    def __init__(self, basis: Any = None, inner: Any = "topk") -> None:
+        self.inner: MatrixCompressor = make(inner)
+        self.deterministic = self.inner.deterministic
+        self.correlated = self.inner.correlated
+        if basis is None:
+            self.basis: torch.Tensor | None = None
+            return
+        if not isinstance(basis, torch.Tensor) or basis.dim() != 2 or basis.shape[0] != basis.shape[1] \
+                or not basis.is_floating_point():
+            raise ConfigError(f"Rotation needs basis=None or a square floating (d, d) tensor; got "
+                              f"{type(basis).__name__} {tuple(getattr(basis, 'shape', ()))}. Pass e.g. "
+                              "torch.linalg.eigh(H).eigenvectors.")
+        B = basis.detach().to(device="cpu", dtype=torch.float64)
+        gap = float((B.mT @ B - torch.eye(B.shape[0], dtype=torch.float64)).abs().max())
+        if not gap <= 1e-5:
+            raise ConfigError(f"Rotation needs an orthogonal basis (Q^T Q = I); max |Q^T Q - I| = {gap:.3g}. "
+                              "Orthonormalise it first, e.g. torch.linalg.qr(Q).Q.")
+        self.basis = B
+
+    def params(self) -> dict:
+        return {"inner": {"name": self.inner.name, **self.inner.params()},
+                "basis": "identity" if self.basis is None else f"given ({self.basis.shape[0]}x{self.basis.shape[0]})"}
+
+    def _check_shape(self, ctx: Context) -> None:
+        side = matrix_side(ctx.d)
+        if self.basis is not None and self.basis.shape[0] != side:
+            raise ConfigError(f"Rotation's basis is {self.basis.shape[0]}x{self.basis.shape[0]} but the matrices "
+                              f"are {side}x{side}; pass a ({side}, {side}) basis.")
+        self.inner.check_shape(ctx)
+
+    def _rotate(self, V: torch.Tensor, ctx: Context, back: bool) -> torch.Tensor:
+        """Triangles of :math:`Q^\\top XQ` (``back=False``) or :math:`QXQ^\\top` (``back=True``), ``ctx.dtype``."""
+        if self.basis is None:
+            return V.to(ctx.dtype)
+        B = self.basis.to(V.device)
+        M = tri_to_sym(V.to(torch.float64), B.shape[0])
+        Y = B @ M @ B.mT if back else B.mT @ M @ B
+        return sym_to_tri(Y).to(ctx.dtype)
+
+    def _layout(self, ctx: Context, message: Message | None) -> Layout:
+        return self.inner.layout(ctx, message)
+
+    def _header_fields(self, ctx: Context) -> list[Field]:
+        return self.inner.header_fields(ctx)
+
+    def _check_header(self, header: Message, ctx: Context) -> None:
+        self.inner.check_header(header, ctx)
+
+    def _check_message(self, message: Message, ctx: Context) -> None:
+        self.inner.check_message(message, ctx)
+
+    def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
+        return self.inner.encode_message(self._rotate(X, ctx, back=False), ctx)
+
+    def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
+        return self._rotate(self.inner.decode_message(message, ctx), ctx, back=True)
+
+    def theory(self, n: int, d: int) -> CompressorTheory:
+        th = self.inner.theory(n, d)
+        return CompressorTheory(th.kind, omega=th.omega, delta=th.delta, A=th.A, B=th.B, bits=th.bits,
+                                extras={**th.extras, "inner": self.inner.name, "norm": "frobenius",
+                                        "basis": "identity" if self.basis is None else "given"})
+
+
 # ---------------------------------------------------------------------- registry
 _REGISTRY: dict[str, type[MatrixCompressor]] = {
     "topk": SymTopK, "randk": SymRandK, "rank": RankR, "threshold": AdaptiveThreshold,
+    "powersgd": PowerSGD, "rotation": Rotation,
 }
 
 
@@ -349,8 +529,9 @@ def names() -> list[str]:
 
 
 def make(spec: Any, **params: Any) -> MatrixCompressor:
-    """A matrix compressor from a name (``"rank"``, ``"topk"``, ``"randk"``, ``"threshold"``, with or
-    without the ``"matrix/"`` prefix), a dict with ``"name"``, or an instance."""
+    """A matrix compressor from a name (``"rank"``, ``"topk"``, ``"randk"``, ``"threshold"``,
+    ``"powersgd"``, ``"rotation"``, with or without the ``"matrix/"`` prefix), a dict with ``"name"``,
+    or an instance."""
     if isinstance(spec, MatrixCompressor):
         if params:
             raise ConfigError("matrix make() got a compressor instance and parameters; pass one or the other.")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from commpress.compressors import matrix as mc
+from commpress.compressors.base import Context
 from commpress.compressors import names as vector_names
 
 D = 9
@@ -32,7 +33,8 @@ def frob2(V: torch.Tensor, d: int = D) -> torch.Tensor:
 
 
 ALL = [("topk", {}), ("topk", {"k": 3}), ("rank", {}), ("rank", {"rank": 3}), ("randk", {"k": 7}),
-       ("threshold", {}), ("threshold", {"lam": 0.2})]
+       ("threshold", {}), ("threshold", {"lam": 0.2}), ("powersgd", {}), ("powersgd", {"rank": 3}),
+       ("rotation", {}), ("rotation", {"inner": {"name": "randk", "k": 7}})]
 
 
 def test_triangle_packing_and_weights():
@@ -45,8 +47,9 @@ def test_triangle_packing_and_weights():
 
 
 def test_kept_out_of_the_vector_registry():
-    assert not set(vector_names()) & {"matrix/topk", "matrix/rank", "matrix/randk", "matrix/threshold"}
-    assert mc.names() == ["randk", "rank", "threshold", "topk"]
+    assert not set(vector_names()) & {"matrix/topk", "matrix/rank", "matrix/randk", "matrix/threshold",
+                                      "matrix/powersgd", "matrix/rotation"}
+    assert mc.names() == ["powersgd", "randk", "rank", "rotation", "threshold", "topk"]
     with pytest.raises(mc.ConfigError, match="unknown matrix compressor"):
         mc.make("cq")
 
@@ -146,3 +149,163 @@ def test_randk_unbiased_with_exact_omega_and_topk_fails_the_same_check():
     _, T_hat = randk_moments(mc.make("topk", k=7), trials=200)
     se_t = (omega / 200) ** 0.5 * x.abs()
     assert not bool(((T_hat.mean(0) - x).abs() <= 5 * se_t + 1e-12).all())
+
+
+# ---------------------------------------------------------------------- PowerSGD and rotation compression
+def orthogonal(d: int = D, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64)).Q
+
+
+def low_rank(rows: int, r: int, d: int = D, seed: int = 0) -> torch.Tensor:
+    """Symmetric matrices of rank exactly r: sum of r signed outer products."""
+    g = torch.Generator().manual_seed(seed)
+    U = torch.randn(rows, d, r, generator=g, dtype=torch.float64)
+    s = torch.randn(rows, r, generator=g, dtype=torch.float64)
+    return torch.einsum("bik,bk,bjk->bij", U, s, U)
+
+
+def test_powersgd_bits_and_class():
+    for r in (1, 3):
+        th = mc.make("powersgd", rank=r).matrix_theory(D)
+        assert th.bits == 64 * r * D == th.extras["bits_paper"]
+        assert th.kind == "biased" and th.delta is None and th.omega is None  # no learning rate as delta
+    comp = mc.make("powersgd", rank=2)
+    _, bits = comp.apply(mc.sym_to_tri(sym_batch(4)), seed=0)
+    assert bits.tolist() == [64 * 2 * D] * 4
+    with pytest.raises(mc.ConfigError, match="rank <= d"):
+        mc.make("powersgd", rank=D + 1).apply(mc.sym_to_tri(sym_batch(1)), seed=0)
+    with pytest.raises(mc.ConfigError, match="rank >= 1"):
+        mc.make("powersgd", rank=0)
+
+
+def test_powersgd_output_is_the_symmetrised_product_of_its_message():
+    comp = mc.make("powersgd", rank=2)
+    V = mc.sym_to_tri(sym_batch(6, seed=8))
+    V_hat, _ = comp.apply(V, seed=4)
+    ctx = Context(seed=4, n=6, d=NU, clients=torch.arange(6), dtype=torch.float64, device=torch.device("cpu"))
+    msg = comp.encode_message(V, ctx)
+    P = msg["p"].double().reshape(6, 2, D).mT
+    Qp = msg["q"].double().reshape(6, 2, D).mT
+    assert torch.allclose(P.mT @ P, torch.eye(2, dtype=torch.float64).expand(6, 2, 2), atol=1e-6)  # orthonormal
+    A = P @ Qp.mT
+    assert torch.allclose(V_hat, mc.sym_to_tri(0.5 * (A + A.mT)), rtol=0, atol=1e-12)
+    # negative control: the plain product is not symmetric, its upper triangle is another output
+    assert not torch.allclose(A, A.mT, atol=1e-3)
+    assert not torch.allclose(V_hat, mc.sym_to_tri(A), atol=1e-3)
+
+
+@pytest.mark.parametrize("r", [1, 3])
+def test_powersgd_is_exact_on_rank_r_and_not_on_rank_r_plus_one(r):
+    comp = mc.make("powersgd", rank=r)
+    V = mc.sym_to_tri(low_rank(40, r, seed=r))
+    err = frob2(comp.apply(V, seed=5)[0] - V) / frob2(V)
+    assert float(err.max()) < 1e-10  # float32 wire only
+    # negative control: rank R+1 leaves an error on every matrix (at least the smallest eigenvalue^2)
+    W = mc.sym_to_tri(low_rank(40, r + 1, seed=10 + r))
+    err_w = frob2(comp.apply(W, seed=5)[0] - W) / frob2(W)
+    assert float(err_w.min()) > 1e-6
+    # the draw depends on the round seed: another seed, another output on a full-rank matrix
+    X = mc.sym_to_tri(sym_batch(1, seed=9))
+    assert not torch.equal(comp.apply(X, seed=5)[0], comp.apply(X, seed=6)[0])
+
+
+def test_rotation_with_identity_is_the_inner_compressor():
+    V = mc.sym_to_tri(sym_batch(5, seed=12))
+    eye = torch.eye(D, dtype=torch.float64)
+    for inner in ({"name": "topk", "k": 5}, {"name": "randk", "k": 7}, {"name": "rank", "rank": 2}):
+        ref, ref_bits = mc.make(inner).apply(V, seed=3)
+        ref_pay = mc.make(inner).encode(V, seed=3)
+        for basis in (None, eye):
+            comp = mc.make("rotation", basis=basis, inner=inner)
+            out, bits = comp.apply(V, seed=3)
+            assert torch.equal(out, ref) and torch.equal(bits, ref_bits)
+            assert comp.encode(V, seed=3) == ref_pay
+            th, th_in = comp.matrix_theory(D), mc.make(inner).matrix_theory(D)
+            assert (th.kind, th.delta, th.omega, th.bits) == (th_in.kind, th_in.delta, th_in.omega, th_in.bits)
+
+
+def test_rotation_wire_with_a_basis_and_bad_bases():
+    Q = orthogonal(seed=1)
+    comp = mc.make("rotation", basis=Q, inner={"name": "threshold", "lam": 0.3})
+    V = mc.sym_to_tri(sym_batch(5, seed=13))
+    V_hat, bits = comp.apply(V, seed=2)
+    payloads = comp.encode(V, seed=2)
+    assert bits.tolist() == [8 * len(p) for p in payloads]
+    assert torch.equal(comp.decode(payloads, seed=2, d=NU, dtype=torch.float64), V_hat)
+    with pytest.raises(mc.ConfigError, match="orthogonal"):
+        mc.make("rotation", basis=2 * Q)
+    with pytest.raises(mc.ConfigError, match="square"):
+        mc.make("rotation", basis=Q[:, :3])
+    with pytest.raises(mc.ConfigError, match="basis is"):
+        mc.make("rotation", basis=orthogonal(D - 1)).apply(V, seed=0)
+
+
+def contraction_holds(comp, M: torch.Tensor, delta: float, trials: int = 1) -> bool:
+    """Monte-Carlo E||C(X)-X||_F^2 <= (1-delta)||X||_F^2 for every matrix of M (trials seeds each),
+    with a slack of 5 standard errors of the mean error."""
+    V = mc.sym_to_tri(M)
+    errs = torch.stack([frob2(comp.apply(V, seed=s)[0] - V) for s in range(trials)])  # (trials, rows)
+    se = errs.std(0) / trials**0.5 if trials > 1 else torch.zeros(V.shape[0], dtype=V.dtype)
+    return bool((errs.mean(0) <= (1 - delta) * frob2(V) + 5 * se + 1e-9).all())
+
+
+def test_rotation_contraction_with_an_orthogonal_basis_and_a_broken_back_rotation(monkeypatch):
+    Q = orthogonal(seed=2)
+    inner = {"name": "topk", "k": 3}
+    comp = mc.make("rotation", basis=Q, inner=inner)
+    delta = comp.matrix_theory(D).delta
+    assert delta == mc.make(inner).matrix_theory(D).delta == 3 / D**2
+    # adversarial for Top-3 in the rotated basis: Q A Q^T is rotated onto the adversarial matrix
+    A = adversarial(D)
+    M = torch.cat([sym_batch(200, seed=14), Q @ A @ Q.mT])
+    assert contraction_holds(comp, M, delta)
+    kept = 1 - frob2(comp.apply(mc.sym_to_tri(Q @ A @ Q.mT), seed=0)[0] - mc.sym_to_tri(Q @ A @ Q.mT)) / frob2(
+        mc.sym_to_tri(A))
+    assert float(kept) == pytest.approx(float(kept_fraction(mc.make(inner), A)), rel=1e-9)
+    # a basis of the matrices' eigenvectors makes Top-d exact; Top-d of the raw entries is not
+    lam = torch.randn(30, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    X = Q @ torch.diag_embed(lam) @ Q.mT
+    Vx = mc.sym_to_tri(X)
+    exact = mc.make("rotation", basis=Q, inner={"name": "topk", "k": D})
+    assert float((frob2(exact.apply(Vx, seed=0)[0] - Vx) / frob2(Vx)).max()) < 1e-12  # float32 wire only
+    assert float((frob2(mc.make("topk", k=D).apply(Vx, seed=0)[0] - Vx) / frob2(Vx)).min()) > 0.1
+    # negative control: forgetting the back rotation breaks the bound, and the check sees it
+    monkeypatch.setattr(mc.Rotation, "_decode", lambda self, message, ctx: self.inner.decode_message(message, ctx))
+    assert not contraction_holds(comp, M, delta)
+
+
+def test_rotation_of_an_unbiased_inner_keeps_omega_by_monte_carlo():
+    Q = orthogonal(seed=4)
+    comp = mc.make("rotation", basis=Q, inner={"name": "randk", "k": 7})
+    th = comp.matrix_theory(D)
+    assert th.kind == "unbiased" and th.omega == pytest.approx(NU / 7 - 1)
+    trials = 20000
+    X = mc.sym_to_tri(sym_batch(1, seed=15))
+    V_hat, _ = comp.apply(X.expand(trials, NU).contiguous(), seed=11)  # trials ride the client axis
+    err = frob2(V_hat - X)
+    sd = float(err.std()) / trials**0.5
+    assert abs(float(err.mean()) - th.omega * float(frob2(X))) <= 6 * sd  # exact omega, preserved by Q
+    # unbiased: the mean is X within 5 standard errors per entry (variance of each entry from the sample)
+    se = V_hat.std(0) / trials**0.5
+    assert bool(((V_hat.mean(0) - X[0]).abs() <= 5 * se + 1e-12).all())
+    # negative control: without the back rotation the mean is Q^T X Q, not X
+    Vb = mc.sym_to_tri(Q.mT @ mc.tri_to_sym(V_hat) @ Q)
+    assert not bool(((Vb.mean(0) - X[0]).abs() <= 5 * se + 1e-12).all())
+
+
+def test_fednl_runs_with_powersgd_and_rotation():
+    import commpress as cp
+    from commpress.network import LocalNetwork
+
+    p = cp.problems.make("logreg", dim=8, n_clients=4, samples_per_client=40, l2=1e-2)
+    xs = p.optimum()[1]
+    with pytest.raises(cp.ConfigError, match="no automatic alpha"):  # no class: no automatic alpha
+        cp.algorithms.make("fednl", p, LocalNetwork(p.n), compressor="powersgd")
+    Q = torch.linalg.eigh(p.hessians(xs).mean(0)).eigenvectors
+    for comp, kw in (("powersgd", {"alpha": 1.0}), (mc.make("rotation", basis=Q, inner={"name": "topk", "k": 8}), {})):
+        alg = cp.algorithms.make("fednl", p, LocalNetwork(p.n), compressor=comp, **kw)
+        s = alg.init(xs + 0.1)
+        for _ in range(30):
+            s = alg.step(s)
+        assert float(((alg.output(s) - xs) ** 2).sum()) < 1e-10
