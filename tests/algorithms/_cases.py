@@ -52,9 +52,12 @@ CASES: dict[str, dict] = {
     "fednl_bc": dict(compressor="topk", model_compressor={"name": "topk", "ratio": 0.5}, p=0.5, mu=0.05, h0="zero"),
     "newton_3pc": dict(mechanism="cbag", p=0.5, mu=0.05),
     "newton_3pc/clag": dict(mechanism="clag", compressor={"name": "randk", "k": 5}, option=2),
+    "newton_3pc_bc": dict(mechanism="cbag", p_hess=0.5, p=0.5, mu=0.05, model_mechanism="cbag", p_model=0.5),
+    "newton_3pc_bc_pp": dict(compressor={"name": "randk", "k": 5}, tau=2, p=0.5, h0="zero"),
     "dcgd_plus": dict(tau=2),
     "diana_plus": dict(tau=2, h0="grad"),
     "diana_plus/saq": dict(compressor="randk", beta=0.5),
+    "bl2": dict(basis="standard", compressor={"name": "randk", "k": 5}, tau=2, p=0.5, gamma=1.0),
     "basis_learn": dict(basis="standard", compressor={"name": "randk", "k": 5}, gamma=1.0),
 }
 

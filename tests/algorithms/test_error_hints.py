@@ -28,7 +28,7 @@ def _taken(algorithm: str) -> set[str]:
 
 @pytest.mark.parametrize("algorithm", cp.algorithms.names())
 def test_following_every_hint_leads_to_a_run(algorithm):
-    glm = ("vr_diana", "qsvrg", "dasha_page", "basis_learn")  # finite sums; GLMs (Basis Learn's data basis)
+    glm = ("vr_diana", "qsvrg", "dasha_page", "basis_learn", "bl2")  # finite sums; GLMs (Basis Learn's data basis)
     problem = cp.problems.make("logreg" if algorithm in glm else "quadratic", dim=8, n_clients=4)
     uses = cp.algorithms.get(algorithm).uses_compressor
     followed = 0

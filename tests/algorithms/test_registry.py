@@ -14,10 +14,10 @@ from tests.algorithms._toy import toy
 
 ALL = ["cser", "dasha_pp", "dcgd", "diana", "diana_pp", "double_squeeze", "ef", "ef21", "ef21_pp", "ef21_sgd",
        "fednl", "fednl_bc", "fednl_cr", "fednl_ls", "fednl_pp", "gd", "marina", "marina_pp", "neolithic",
-       "newton_3pc", "psgd", "qsgd", "qsvrg", "terngrad_adam", "vr_diana", "weighted_marina"]
+       "newton_3pc", "newton_3pc_bc", "newton_3pc_bc_pp", "psgd", "qsgd", "qsvrg", "terngrad_adam", "vr_diana", "weighted_marina"]
 ALL = sorted(ALL + ["clag", "dasha", "dasha_mvr", "dasha_page", "lag", "three_pc"])  # lazy aggregation, momentum
 ALL = sorted(ALL + ["compressed_scaffnew", "gradskip", "proxskip", "scaffnew", "tamuna"])  # local training
-ALL = sorted(ALL + ["basis_learn", "dcgd_plus", "diana_plus"])  # smoothness matrices, Basis Learn
+ALL = sorted(ALL + ["basis_learn", "bl2", "dcgd_plus", "diana_plus"])  # smoothness matrices, Basis Learn
 ALL = sorted(ALL + ["ef21_bc", "ef21_p", "ef21_p_diana", "ef21_p_marina", "marina_p"])  # bidirectional
 
 
