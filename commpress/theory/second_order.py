@@ -28,7 +28,7 @@ BUILDERS: dict = {}
 ALIASES: dict = {}
 
 #: Hessian-learning 3PC mechanisms of Newton-3PC (N3PC Sect. 3, App. A).
-MECHANISMS = ("ef21", "lag", "clag", "cbag", "bag", "3pcv1", "3pcv5")
+MECHANISMS = ("ef21", "lag", "clag", "cbag", "bag", "3pcv1", "3pcv2", "3pcv4", "3pcv5", "adaptive_topk", "rotation")
 
 
 def hessian_learning_rate(kind: str, delta: float | None, omega: float | None, alpha: Any, owner: str) -> float:
@@ -67,12 +67,20 @@ def model_learning_rate(kind: str, delta: float | None, omega: float | None, eta
 
 
 def newton_3pc_constants(mechanism: str, *, delta: float = 1.0, p: float = 1.0, zeta: float = 1.0,
-                       omega: float = 0.0, s: float | None = None) -> tuple[float, float]:
+                       omega: float = 0.0, s: float | None = None, delta2: float = 1.0, d0: int | None = None,
+                       dim: int | None = None) -> tuple[float, float]:
     r"""3PC constants :math:`(A, B)` of a Hessian-learning mechanism (N3PC Sect. 3 and App. A; derived where noted).
 
     :math:`\mathbb E\|\mathcal C_{H,Y}(X)-X\|_F^2\le(1-A)\|H-Y\|_F^2+B\|X-Y\|_F^2`. ``s`` is the free
     Young parameter; default: half its admissible maximum. CBAG's A is the corrected
     :math:`1-(1-p\delta)(1+s)` (N3PC's Lemma prints :math:`(1-p\delta)(1+s)`; its proof gives the former).
+
+    Further mechanisms: ``"3pcv1"`` :math:`(1, 1-\delta)`; ``"3pcv2"`` (outer :math:`\mathcal C\in\mathbb B(\delta)`,
+    inner :math:`\mathcal Q\in\mathbb U(\omega)`) :math:`(\delta, (1-\delta)\omega)`; ``"3pcv4"`` the EF21 constants
+    with :math:`1-\delta=(1-\delta_1)(1-\delta_2)` (``delta``, ``delta2``); ``"3pcv5"``
+    :math:`(1-(1-p)(1+s), (1-p)(1+1/s)(1-\delta))` (these four derived); ``"adaptive_topk"`` (budget
+    ``d0`` of ``dim``:math:`^2` entries) :math:`(\frac{d_0}{2d^2}, \max\{(1-\frac{d_0}{d^2})(\frac{2d^2}{d_0}-1), 3\})`;
+    ``"rotation"`` :math:`(\delta/2, (1-\delta)(2-\delta)/\delta)` (N3PC App. A).
     """
     def young(q: float) -> tuple[float, float]:  # EF21-type with effective contraction q
         if q >= 1.0:
@@ -95,6 +103,19 @@ def newton_3pc_constants(mechanism: str, *, delta: float = 1.0, p: float = 1.0, 
         return young(p)
     if mechanism == "3pcv1":
         return 1.0, 1.0 - delta
+    if mechanism == "3pcv2":
+        return float(delta), (1.0 - delta) * float(omega)
+    if mechanism == "3pcv4":
+        return young(1.0 - (1.0 - delta) * (1.0 - delta2))
+    if mechanism == "adaptive_topk":
+        if d0 is None or dim is None or not 0 < d0 <= dim * dim:
+            raise ConfigError(f"adaptive_topk constants need dim and 0 < d0 <= dim^2; got d0={d0}, dim={dim}.")
+        q = d0 / dim**2
+        return q / 2.0, max((1.0 - q) * (2.0 / q - 1.0), 3.0)
+    if mechanism == "rotation":
+        if not 0 < delta <= 1:
+            raise ConfigError(f"rotation constants need 0 < delta <= 1; got delta={delta}.")
+        return delta / 2.0, (1.0 - delta) * (2.0 - delta) / delta
     if mechanism == "3pcv5":
         A, B = young(p)
         return A, B * (1.0 - delta)

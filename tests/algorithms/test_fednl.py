@@ -127,6 +127,31 @@ def test_exact_bits_per_client(a9a):
     assert 0 < sum(coins) < 6 and s.hessians == 1 + sum(coins)  # Hessians computed only on coin rounds
 
 
+def test_exact_bits_of_newton_3pcv1_and_3pcv5():
+    p = small_logreg()
+    d, N = p.d, p.d * (p.d + 1) // 2
+    comp = {"name": "topk", "k": d}
+    # 3PCv1: Y + C(X - Y); the server lacks Y, so the full triangle (32 N) travels every round besides C(X - Y)
+    net = LocalNetwork(p.n)
+    alg = cp.algorithms.make("newton_3pc", p, net, mechanism="3pcv1", compressor=comp)
+    topk_bits = alg.hess_compressor.theory(p.n, N).bits
+    s = alg.init(p.optimum()[1] + 0.1)
+    assert net.ledger.round_bits("up", INIT_ROUND).tolist() == [32 * N] * p.n
+    for t in range(3):
+        s = alg.step(s)
+        assert net.ledger.round_bits("up", t).tolist() == [32 * d + 32 * N + topk_bits] * p.n
+    # 3PCv5: the full X (32 N) on coin rounds, C(X - Y) otherwise
+    net = LocalNetwork(p.n)
+    alg = cp.algorithms.make("newton_3pc", p, net, mechanism="3pcv5", p=0.5, compressor=comp)
+    s = alg.init(p.optimum()[1] + 0.1)
+    coins = []
+    for t in range(8):
+        coins.append(alg.coin(t))
+        s = alg.step(s)
+        assert net.ledger.round_bits("up", t).tolist() == [32 * d + (32 * N if coins[-1] else topk_bits)] * p.n
+    assert 0 < sum(coins) < 8 and s.hessians == 1 + 8  # a Hessian every round
+
+
 def test_line_search_converges_from_far_where_fednl_does_not(a9a):
     p = a9a[1e-3]
     x0 = p.optimum()[1] + 2.0
@@ -191,11 +216,12 @@ def test_bidirectional_converges_and_sends_gradients_on_coin_rounds_only():
         assert net.ledger.round_bits("up", t).tolist() == [expected] * p.n
 
 
-@pytest.mark.parametrize("mechanism", ["ef21", "lag", "clag", "bag"])
+@pytest.mark.parametrize("mechanism", ["ef21", "lag", "clag", "bag", "3pcv1", "3pcv2", "3pcv4", "3pcv5",
+                                       "adaptive_topk", "rotation"])
 def test_newton_3pc_mechanisms_converge(mechanism):
     p = small_logreg()
     xs = p.optimum()[1]
-    kw = {} if mechanism in ("lag", "bag") else {"compressor": {"name": "topk", "k": p.d}}
+    kw = {} if mechanism in ("lag", "bag", "adaptive_topk") else {"compressor": {"name": "topk", "k": p.d}}
     k, errs, net, _ = run(p, "newton_3pc", xs + 0.1, 100, mechanism=mechanism, p=0.5, **kw)
     assert k is not None, f"{mechanism}: {errs[-1]:.3g}"
 
@@ -214,6 +240,10 @@ def test_bad_settings_are_rejected():
         cp.algorithms.make("fednl_pp", p, compressor="threshold")
     with pytest.raises(cp.ConfigError, match="mechanism"):
         cp.algorithms.make("newton_3pc", p, mechanism="3pcv9")
+    with pytest.raises(cp.ConfigError, match="unbiased"):
+        cp.algorithms.make("newton_3pc", p, mechanism="3pcv2", inner_compressor="topk")
+    with pytest.raises(cp.ConfigError, match="contractive"):
+        cp.algorithms.make("newton_3pc", p, mechanism="3pcv5", compressor="randk")
 
 
 @pytest.mark.parametrize("inner", ["topk", "rank", "randk"])

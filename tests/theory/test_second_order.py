@@ -89,3 +89,54 @@ def test_logistic_hessian_lipschitz_bounds_the_third_derivative():
         x, y = torch.randn(5, generator=g, dtype=torch.float64), torch.randn(5, generator=g, dtype=torch.float64)
         diff = torch.linalg.matrix_norm(p.hessians(x) - p.hessians(y), ord=2)
         assert bool((diff <= L * float((x - y).norm()) + 1e-12).all())
+
+
+def test_constants_of_the_3pcv_and_rotation_mechanisms():
+    # 3PCv2 (derived): A = delta, B = (1 - delta) omega; rotation (N3PC App. A): A = delta / 2,
+    # B = (1 - delta)(2 - delta) / delta; 3PCv4: EF21 with 1 - delta = (1 - delta1)(1 - delta2)
+    assert so.newton_3pc_constants("3pcv2", delta=0.25, omega=3.0) == (0.25, 0.75 * 3.0)
+    A, B = so.newton_3pc_constants("rotation", delta=0.25)
+    assert A == pytest.approx(0.125) and B == pytest.approx(0.75 * 1.75 / 0.25)
+    assert so.newton_3pc_constants("3pcv4", delta=0.5, delta2=0.5) == so.newton_3pc_constants("ef21", delta=0.75)
+    A, B = so.newton_3pc_constants("adaptive_topk", d0=7, dim=7)
+    assert A == pytest.approx(1 / 14) and B == pytest.approx((1 - 1 / 7) * 13)
+
+
+def expected_error_3pcv(mechanism, H, Y, X, comp, p):
+    """E||C_{H,Y}(X) - X||_F^2 of the deterministic 3PCv* / rotation / adaptive mechanisms (3PCv5's coin in closed form)."""
+    ap = lambda c, V: c.apply(V, seed=0)[0]  # noqa: E731
+    if mechanism == "3pcv1":
+        return frob2(Y + ap(comp, X - Y) - X)
+    if mechanism == "3pcv4":
+        b = H + ap(comp, X - H)
+        return frob2(b + ap(comp, X - b) - X)
+    if mechanism == "3pcv5":
+        return (1 - p) * frob2(H + ap(comp, X - Y) - X)  # w.p. p the error is 0 (X itself)
+    if mechanism == "rotation":
+        Q = torch.linalg.qr(torch.randn(D, D, dtype=torch.float64, generator=torch.Generator().manual_seed(9))).Q
+        return frob2(H + ap(mc.make({"name": "rotation", "basis": Q, "inner": comp}), X - H) - X)
+    K = torch.ceil(D * D * frob2(Y - H) / frob2(X - H)).clamp(max=D).long()  # adaptive Top-K, d0 = D
+    out = H.clone()
+    for k in K.unique().tolist():
+        if k == 0:
+            continue  # nothing sent: H stays
+        rows = K == k
+        out[rows] = H[rows] + ap(mc.make("topk", k=int(k)), (X - H)[rows])
+    return frob2(out - X)
+
+
+@pytest.mark.parametrize("mechanism", ["3pcv1", "3pcv4", "3pcv5", "rotation", "adaptive_topk"])
+def test_three_point_inequality_holds_for_the_3pcv_rotation_and_adaptive_mechanisms(mechanism):
+    comp = mc.make("topk", k=D)
+    delta = comp.matrix_theory(D).delta
+    A, B = so.newton_3pc_constants(mechanism, delta=delta, delta2=delta, p=0.5, d0=D, dim=D)
+    assert 0 < A <= 1 and B >= 0
+    H, Y = batch(1), batch(2)
+    X = Y + 0.3 * batch(3)
+    X[:50] = batch(4)[:50]
+    lhs = expected_error_3pcv(mechanism, H, Y, X, comp, p=0.5)
+    assert bool((lhs <= ((1 - A) * frob2(H - Y) + B * frob2(X - Y)) * (1 + 1e-9)).all())
+    # control (power): at Y = H the bound is B ||X - H||^2 alone; without the B term it must fail
+    lhs0 = expected_error_3pcv(mechanism, H, H.clone(), X, comp, p=0.5)
+    assert not bool((lhs0 <= (1 - A) * frob2(H - H)).all())
+    assert bool((lhs0 <= B * frob2(X - H) * (1 + 1e-9)).all())
