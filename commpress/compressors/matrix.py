@@ -197,7 +197,26 @@ class SymRandK(_KeptEntries, MatrixCompressor, RandK):
 
 
 # ---------------------------------------------------------------------- Rank-R
-class RankR(MatrixCompressor):
+class _Ranked:
+    """What Rank-R and PowerSGD share: an integer rank R in [1, d], checked once."""
+
+    def __init__(self, rank: int = 1) -> None:
+        label = type(self).__name__
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ConfigError(f"{label} needs an integer rank >= 1; got rank={rank!r}. Use rank=1.")
+        self.rank = rank
+
+    def params(self) -> dict:
+        return {"rank": self.rank}
+
+    def _check_shape(self, ctx: Context) -> None:
+        side = matrix_side(ctx.d)
+        if self.rank > side:
+            raise ConfigError(f"{type(self).__name__} needs rank <= d; got rank={self.rank} for d={side}. "
+                              f"Use rank <= {side}.")
+
+
+class RankR(_Ranked, MatrixCompressor):
     r"""Rank-R: the R eigenpairs of largest :math:`|\lambda|` of the symmetric eigendecomposition.
 
     .. math:: X=\sum_j\lambda_ju_ju_j^\top,\ |\lambda_1|\ge|\lambda_2|\ge\dots,\qquad
@@ -219,18 +238,6 @@ class RankR(MatrixCompressor):
     name = "matrix/rank"
     deterministic = True
 
-    def __init__(self, rank: int = 1) -> None:
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ConfigError(f"RankR needs an integer rank >= 1; got rank={rank!r}. Use rank=1 (FedNL's Rank-1).")
-        self.rank = rank
-
-    def params(self) -> dict:
-        return {"rank": self.rank}
-
-    def _check_shape(self, ctx: Context) -> None:
-        side = matrix_side(ctx.d)
-        if self.rank > side:
-            raise ConfigError(f"RankR needs rank <= d; got rank={self.rank} for d={side}. Use rank <= {side}.")
 
     def _layout(self, ctx: Context, message: Message | None) -> Layout:
         side = matrix_side(ctx.d)
@@ -341,7 +348,7 @@ class AdaptiveThreshold(MatrixCompressor):
 
 
 # ---------------------------------------------------------------------- PowerSGD
-class PowerSGD(MatrixCompressor):
+class PowerSGD(_Ranked, MatrixCompressor):
     r"""PowerSGD rank R: one power step from a Gaussian start, symmetrised.
 
     .. math:: P=\operatorname{orth}(XQ),\quad Q'=X^\top P,\qquad
@@ -379,18 +386,6 @@ class PowerSGD(MatrixCompressor):
     #: Every client's P is computed from the same shared Gaussian Q: the rows of one call are not independent.
     correlated = True
 
-    def __init__(self, rank: int = 1) -> None:
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-            raise ConfigError(f"PowerSGD needs an integer rank >= 1; got rank={rank!r}. Use rank=1.")
-        self.rank = rank
-
-    def params(self) -> dict:
-        return {"rank": self.rank}
-
-    def _check_shape(self, ctx: Context) -> None:
-        side = matrix_side(ctx.d)
-        if self.rank > side:
-            raise ConfigError(f"PowerSGD needs rank <= d; got rank={self.rank} for d={side}. Use rank <= {side}.")
 
     def _layout(self, ctx: Context, message: Message | None) -> Layout:
         n_vec = self.rank * matrix_side(ctx.d)
