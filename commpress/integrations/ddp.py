@@ -21,8 +21,14 @@ messages and averages them:
   no pickling) and decode them locally.
 
 The step counter ``t`` advances after the last bucket of each backward pass. For the first
-``warmup_steps`` (>= 2) steps the hooks do a plain uncompressed all-reduce, because DDP rebuilds
-its buckets after the first step. States save with ``torch.save`` without their process group
+``warmup_steps`` steps the hooks do a plain uncompressed all-reduce. DDP rebuilds its buckets
+after the first step; a state bound to the model (below) keeps its memory through the rebuild, so
+it compresses from step 0 (``warmup_steps=None``, the default, means 0 for a bound state and 2 for
+an unbound one, whose memory would restart at zero at the rebuild). PyTorch's PowerSGD hook must
+send its first two steps dense (``start_powerSGD_iter >= 2``) because its memory is keyed by the
+bucket index alone; on a slow link those two fp32 steps can cost more than all compressed steps of
+a short run (measured: 7.3 s of PowerSGD rank 1's 11.8 s to the loss target of
+``benchmarks/slow_link.py``). States save with ``torch.save`` without their process group
 (load with ``torch.load(..., weights_only=False)``; the group becomes the default group, or set
 ``state.process_group``).
 
@@ -145,7 +151,9 @@ class CompressionHookState:
             (``commpress.compressors.make("cq", levels=3)``).
         process_group: the DDP model's group; ``None`` is the default group.
         seed: base seed of the shared and private randomness of every round.
-        warmup_steps: uncompressed steps first (>= 2: DDP rebuilds its buckets after step 1).
+        warmup_steps: uncompressed steps first (an integer >= 0), or None (default): 0 once the state
+            is bound to the model (its memory follows DDP's bucket rebuild after step 1), 2 for a
+            state used unbound (decided at its first bucket).
 
     Attributes:
         step: steps completed (one per backward pass).
@@ -167,7 +175,7 @@ class CompressionHookState:
         *,
         process_group: Any = None,
         seed: int = 0,
-        warmup_steps: int = 2,
+        warmup_steps: int | None = None,
     ) -> None:
         self.process_group = process_group
         self.compressor = _check_compressor(compressor)
@@ -194,6 +202,8 @@ class CompressionHookState:
             raise InputTypeError(f"bind expects the DDP model (a torch.nn.Module); got {type(model).__name__}.")
         self._param_keys = {id(p): i for i, p in enumerate(model.parameters())}
         self._perms = {}
+        if self.warmup_steps is None:  # bound: memory follows the parameters through DDP's rebuild
+            self.warmup_steps = 0
         return self
 
     def round_seed(self, bucket_index: int) -> int:
@@ -647,6 +657,8 @@ def _run(state: CompressionHookState, bucket: Any, expected: type) -> torch.futu
     signature, spans = state._layout(bucket, index, grad.numel())
     if spans is not None:  # canonical order: the parameters' slices concatenated (a copy, no index)
         grad = torch.cat([grad[start : start + size] for start, size in spans])
+    if state.warmup_steps is None:  # unbound: dense until DDP has rebuilt its buckets
+        state.warmup_steps = 2
     step = state.step
     where = lambda: (f"while compressing DDP bucket {index} ({grad.numel()} entries) at step {step} "  # noqa: E731
                      f"on rank {rank} of {world} with {state.compressor!r}")
@@ -738,10 +750,12 @@ def _check_seed(seed: Any) -> int:
     return seed
 
 
-def _check_warmup(warmup_steps: Any) -> int:
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 2:
+def _check_warmup(warmup_steps: Any) -> int | None:
+    if warmup_steps is None:
+        return None
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ConfigError(
-            f"warmup_steps must be an integer >= 2; got {warmup_steps!r}. DDP rebuilds its gradient "
-            "buckets after the first step, so per-bucket memory and compression start at step 2 at the earliest."
+            f"warmup_steps must be None (0 for a state bound to the model, 2 unbound) or an integer >= 0; "
+            f"got {warmup_steps!r}."
         )
     return warmup_steps

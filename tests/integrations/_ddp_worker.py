@@ -226,9 +226,9 @@ def scenario_regroup(rank: int) -> dict:
     params = [nn.Parameter(torch.zeros(n)) for n in REGROUP_SIZES]
     holder = nn.ParameterList(params)
     result = {}
-    for method, name in (("ef", "iq"), ("ef21", "cq")):
+    for method, name, warmup in (("ef", "iq", 2), ("ef21", "cq", 2), ("ef", "iq", None), ("ef21", "cq", None)):
         cls, hook = cpddp.METHODS[method]
-        state = cls(name, seed=5, warmup_steps=2).bind(holder)
+        state = cls(name, seed=5, warmup_steps=warmup).bind(holder)  # None: bound, so no dense steps
         outs = []
         for t, buckets in enumerate(REGROUP_PLAN):
             row = []
@@ -237,7 +237,12 @@ def scenario_regroup(rank: int) -> dict:
                 bucket = FakeBucket(b, buf, last=b == len(buckets) - 1, params=[params[k] for k in keys])
                 row.append(hook(state, bucket).wait().clone())
             outs.append(row)
-        result[method] = {"outs": outs, "layouts": dict(state.memory.layouts)}
+        result[method if warmup == 2 else f"{method}_nowarm"] = {
+            "outs": outs, "layouts": dict(state.memory.layouts), "warmup": state.warmup_steps}
+    unbound = cpddp.EFHookState("iq", seed=5)  # not bound: dense until DDP's rebuild
+    buf = fake_grad(rank, 0, 0, REGROUP_SIZES[0])
+    cpddp.ef_hook(unbound, FakeBucket(0, buf, last=True, params=[params[0]])).wait()
+    result["unbound_warmup"] = unbound.warmup_steps
     return result
 
 

@@ -217,7 +217,7 @@ def test_ef21_through_ddp_bucket_rebuild(runs):
         _check_memory("ef21", runs[r]["rebuild_ef21"]["memory"], memory, r, {0: sum(sizes[0])})
 
 
-def _reference_by_parameter(method: str, name: str, seed: int):
+def _reference_by_parameter(method: str, name: str, seed: int, warmup: int = WARMUP):
     """EF / EF21 with memory per parameter, each bucket compressed in model order: what a bound state does."""
     C = cp.compressors.make(name)
     sizes = worker.REGROUP_SIZES
@@ -233,9 +233,9 @@ def _reference_by_parameter(method: str, name: str, seed: int):
             E = torch.cat([own.get(k, torch.zeros(worker.WORLD, sizes[k])) for k in ks], dim=1)
             G = torch.cat([mean.get(k, torch.zeros(sizes[k])) for k in ks])
             seed_tb = derive_seed(seed, t, b)
-            if t < WARMUP:
+            if t < warmup:
                 out = X.mean(dim=0)
-                if method == "ef21" and t == WARMUP - 1:
+                if method == "ef21" and t == warmup - 1:
                     E, G = X.clone(), out.clone()
             elif method == "ef":
                 P = E + X
@@ -252,16 +252,34 @@ def _reference_by_parameter(method: str, name: str, seed: int):
     return outs
 
 
+@pytest.mark.parametrize("warmup", [WARMUP, 0])
 @pytest.mark.parametrize("method,name", [("ef", "iq"), ("ef21", "cq")])
-def test_bound_memory_follows_parameters_when_buckets_regroup(runs, method, name):
-    expected = _reference_by_parameter(method, name, seed=5)
+def test_bound_memory_follows_parameters_when_buckets_regroup(runs, method, name, warmup):
+    """warmup 0 (the default of a bound state): compressed from step 0, and the memory still follows
+    the parameters through the regroupings at steps 3 and 4."""
+    expected = _reference_by_parameter(method, name, seed=5, warmup=warmup)
     for r in range(worker.WORLD):
-        got = runs[r]["regroup"][method]
+        got = runs[r]["regroup"][method if warmup == WARMUP else f"{method}_nowarm"]
+        assert got["warmup"] == warmup
         for t, buckets in enumerate(worker.REGROUP_PLAN):
             for b, keys in enumerate(buckets):
                 canon = _canonical(got["outs"][t][b], [(k, worker.REGROUP_SIZES[k]) for k in keys])
                 torch.testing.assert_close(canon, expected[t][b], rtol=1e-5, atol=1e-6, msg=f"step {t} bucket {b}")
         assert got["layouts"] == {0: ((1, 3),), 1: ((0, 4), (2, 5))}
+
+
+def test_regroup_reference_has_power(runs):
+    """Negative control: a reference whose memory restarts at zero at a regrouping misses the hook's outputs."""
+    got = runs[0]["regroup"]["ef_nowarm"]["outs"]
+    lost = _reference_by_parameter("ef", "iq", seed=5, warmup=0)
+    wrong = _reference_by_parameter("ef", "iq", seed=5, warmup=WARMUP)  # dense steps where the hook compressed
+    assert not torch.allclose(got[0][0], wrong[0][0], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(got[0][0], lost[0][0], rtol=1e-5, atol=1e-6)
+
+
+def test_unbound_state_defaults_to_two_dense_steps(runs):
+    assert all(run["regroup"]["unbound_warmup"] == 2 for run in runs)
+    assert cpddp.EFHookState("iq").warmup_steps is None
 
 
 def test_every_registered_compressor_is_exact_through_the_hook(runs):
@@ -334,7 +352,8 @@ def test_diana_default_alpha_is_one_over_omega_plus_one():
 @pytest.mark.parametrize(
     "make_state,error,match",
     [
-        (lambda: cpddp.CompressionHookState("cq", warmup_steps=1), ConfigError, "warmup_steps"),
+        (lambda: cpddp.CompressionHookState("cq", warmup_steps=-1), ConfigError, "warmup_steps"),
+        (lambda: cpddp.CompressionHookState("cq", warmup_steps=1.5), ConfigError, "warmup_steps"),
         (lambda: cpddp.CompressionHookState("nope"), ConfigError, "unknown compressor"),
         (lambda: cpddp.CompressionHookState(3), InputTypeError, "compressor must be"),
         (lambda: cpddp.CompressionHookState("cq", seed=-1), ConfigError, "seed"),
