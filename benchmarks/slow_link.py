@@ -213,31 +213,45 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     # advise's prediction with the link tc sets, against the measurement
     model, batch = make_model(params=args.params, batch_size=args.batch_size, seed=args.seed)
     compressors = []
-    for r in results:  # advise predicts DDP with commpress's hooks and PyTorch's (not yet FSDP2)
+    for r in results:  # advise predicts DDP with commpress's hooks and PyTorch's, and FSDP2 (below)
         if _ddp_ours(r):
             compressors.append(r["compressor"])
+    fsdp = [r for r in results if r["method"].startswith("fsdp")]
+    for r in fsdp:  # FSDP2 with commpress's reduce-scatter: predicted per compressor
+        if r["compressor"]:
+            compressors.append(r["compressor"])
+    factor = probe.get("reduce_scatter_factor", 1.0)  # the backend's reduce-scatter, timed by the probe
     if args.shaped_delay is not None:
         link = Link(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
-                    source=f"tc: rate {args.rate}, delay {args.shaped_delay}")
+                    source=f"tc: rate {args.rate}, delay {args.shaped_delay}", reduce_scatter_factor=factor)
     else:  # tbf adds no delay: the latency is the veth's, as the probe measured it
-        link = Link(parse_bandwidth(args.rate), probe["latency"], source=f"tc rate {args.rate}, latency from the probe")
+        link = Link(parse_bandwidth(args.rate), probe["latency"], source=f"tc rate {args.rate}, latency from the probe",
+                    reduce_scatter_factor=factor)
     baselines = [r["method"] for r in results if r["method"] == "bf16" or r["method"].startswith("powersgd")]
     advice = advise(model, batch, processes=args.world, link=link, compressors=list(dict.fromkeys(compressors)),
-                    repeat=2, threads=1, baselines=baselines)
+                    repeat=2, threads=1, baselines=baselines, fsdp=bool(fsdp))
     pred = {p.name: p for p in advice.predictions}
     print(f"\ncommpress advise (link from tc: {link.describe()}; compute measured here: "
           f"{1e3 * advice.compute.total:.0f} ms/step) against the measurement:")
     print(f"| {'method':<26} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
     print(f"|{'-' * 28}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
+    ratios = []
     for r in results:
         key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook", "bf16": "bf16 hook"}.get(
             r["method"], r["compressor"] if _ddp_ours(r) else None)
         if r["method"].startswith("powersgd"):
             key = powersgd_name(int(r["compressor"] or 1))
+        if r["method"].startswith("fsdp"):
+            key = f"FSDP2 + {r['compressor']}" if r["compressor"] else "FSDP2"
         p = pred.get(key)
         if p is None:
             continue
         print(f"| {r['method']:<26} | {1e3 * p.step:17.1f} | {1e3 * r['step']:16.1f} | {r['step'] / p.step:17.2f}x |")
+        ratios.append((r["method"], r["step"] / p.step))
+    inside = [m for m, q in ratios if 1 / 1.25 <= q <= 1.25]
+    print(f"advise within 1.25x of the measured step: {len(inside)} of {len(ratios)} rows (goal: all)"
+          + ("" if len(inside) == len(ratios) else
+             "; outside: " + ", ".join(f"{m} {q:.2f}x" for m, q in ratios if m not in inside)))
     print(f"advise verdict: {advice.verdict}")
     ones = [r for r in results if _ddp_ours(r) and r["bits"] < 1.01]
     if ones and ar and fp16:  # the fastest 1-bit method among those that train (reach the loss target)
@@ -283,7 +297,8 @@ def _worker_main(args: argparse.Namespace) -> int:
 
         link = measure_link(args.world, master_addr=args.addr, master_port=args.port, rank=args.rank,
                             sizes=(65536, 1024 * 1024, 4 * 1024 * 1024), repeat=3, timeout=300)
-        out = {"bandwidth": link.bandwidth, "latency": link.latency, "describe": link.describe()}
+        out = {"bandwidth": link.bandwidth, "latency": link.latency, "describe": link.describe(),
+               "reduce_scatter_factor": link.reduce_scatter_factor}
     elif args.worker == "ddp":
         out = _ddp_worker(args)
     else:

@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--baselines", default="",
                    help="PyTorch's other hooks to predict beside fp32 and fp16: bf16 and/or powersgd:R, comma-separated "
                         "(e.g. bf16,powersgd:1,powersgd:4; 'all' for those three)")
+    p.add_argument("--fsdp", action="store_true",
+                   help="also predict FSDP2 (fully_shard per layer) with its own reduce-scatter and with commpress's "
+                        "compressed one per compressor")
     p.add_argument("--model", choices=("cnn", "mlp"), default="cnn",
                    help="built-in model: a small CNN on 28x28 images, or an MLP 784-H-H-10 (default cnn)")
     p.add_argument("--hidden", type=int, default=1024, help="hidden width H of --model mlp (default 1024)")
@@ -80,7 +83,8 @@ def run(args) -> int:
 
         baselines = list(BASELINES)
     advice = advise(model, batch, processes=args.processes, link=link, compressors=compressors,
-                    repeat=args.repeat, threads=args.threads, link_options=link_options, baselines=baselines)
+                    repeat=args.repeat, threads=args.threads, link_options=link_options, baselines=baselines,
+                    fsdp=args.fsdp)
     print(format_advice(advice))
     return 0
 

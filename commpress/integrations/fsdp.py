@@ -30,9 +30,12 @@ Methods (memory per chunk, as the DDP hooks of :mod:`commpress.integrations.ddp`
   :math:`\hat g_j = h_j + \frac1n\sum_i c`, :math:`h_{i\to j} \mathrel{+}= \alpha c`,
   :math:`h_j \mathrel{+}= \frac\alpha n\sum_i c`, :math:`\alpha = 1/(\omega+1)` by default.
 
-The first ``warmup_steps`` steps (default 1) use FSDP's own dense reduce-scatter; EF21 and DIANA
-initialise their memories from the last of them (:math:`g_{i\to j} = x_{i\to j}`, :math:`g_j` = the
-reduced shard), as the papers' :math:`g_i^0 = \nabla f_i(x^0)`.
+The first ``warmup_steps`` steps (default 0: FSDP's parameter groups never change, so nothing
+needs to settle first) use FSDP's own dense reduce-scatter; EF21 and DIANA initialise their memories
+from the last of them (:math:`g_{i\to j} = x_{i\to j}`, :math:`g_j` = the reduced shard), as the
+papers' :math:`g_i^0 = \nabla f_i(x^0)`, and start from zero without one (EF21's Alg. 1 allows any
+:math:`g_i^0`). On a slow link a dense step costs as much as many compressed ones: the default
+sends none.
 
 >>> from torch.distributed.fsdp import fully_shard
 >>> for block in model.blocks: fully_shard(block)
@@ -82,8 +85,8 @@ class CompressedReduceScatter(ReduceScatter):
         seed: the run seed (the round seeds derive from it, the step and ``group_index``).
         group_index: this parameter group's index, the same on every rank (``register`` numbers the
             groups in module order).
-        warmup_steps: dense steps before compression starts (>= 0; EF21 / DIANA need >= 1 to start
-            from the dense gradient, else their memories start at zero).
+        warmup_steps: dense steps before compression starts (>= 0, default 0; EF21 / DIANA need
+            >= 1 to start from the dense gradient, else their memories start at zero).
         alpha: DIANA's shift stepsize in (0, 1]; ``None``: :math:`1/(\\omega+1)`.
 
     Attributes:
@@ -93,7 +96,7 @@ class CompressedReduceScatter(ReduceScatter):
     """
 
     def __init__(self, compressor: str | Compressor = "identity", method: str = "mean", *, seed: int = 0,
-                 group_index: int = 0, warmup_steps: int = 1, alpha: float | None = None) -> None:
+                 group_index: int = 0, warmup_steps: int = 0, alpha: float | None = None) -> None:
         if method not in METHODS:
             raise ConfigError(f"FSDP compression method must be one of {list(METHODS)}; got {method!r}.")
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
@@ -143,7 +146,7 @@ class CompressedReduceScatter(ReduceScatter):
     # ------------------------------------------------------------------ the two paths
     def _dense(self, X: torch.Tensor, group: dist.ProcessGroup, world: int) -> torch.Tensor:
         out = X.new_empty(X.shape[1])
-        dist.reduce_scatter_tensor(out, X.reshape(-1).contiguous(), op=dist.ReduceOp.SUM, group=group)
+        dist.reduce_scatter_single(out, X.reshape(-1).contiguous(), op=dist.ReduceOp.SUM, group=group)
         sent = (world - 1) * X.shape[1] * X.element_size()
         self.traffic.add(sent, sent)
         return out.div_(world)

@@ -256,6 +256,7 @@ def _inject_timings(monkeypatch, codec=CODEC):
 
     monkeypatch.setattr(adv, "measure_compute", lambda model, batch, **kw: SMALL_COMPUTE)
     monkeypatch.setattr(adv, "measure_candidates", candidates)
+    monkeypatch.setattr(adv, "measure_powersgd_hook", lambda model, batch, ranks, **kw: {r: 0.0 for r in ranks})
 
 
 def _table(out):
@@ -335,7 +336,11 @@ def test_baselines_join_the_candidates_and_bad_ones_are_refused():
                                                         shapes=shapes)}
     assert cands[adv.BF16].payload_bytes == 2 * 4000 and cands[adv.BF16].overlap
     p1 = cands[adv.powersgd_name(1)]
-    assert p1.payload_bytes == 4 * (90 + 2000) and p1.messages == 6 and p1.overlap and p1.codec_seconds > 0
+    # PowerSGD's all-reduces run one after the other once the bucket is complete: no overlap
+    assert p1.payload_bytes == 4 * (90 + 2000) and p1.messages == 6 and not p1.overlap and p1.codec_seconds > 0
+    given = {x.name: x for x in adv.measure_candidates([], buckets, 2, repeat=1, baselines=["powersgd:1"],
+                                                        shapes=shapes, powersgd_codec={1: 0.25})}
+    assert given[adv.powersgd_name(1)].codec_seconds == 0.25  # the real hook's measured cost is used
     assert adv.is_pytorch(p1.name) and adv.is_pytorch(adv.BF16) and not adv.is_pytorch("sign")
     with pytest.raises(ConfigError, match="unknown baseline 'powersgd:x'"):
         adv.measure_candidates([], buckets, 2, repeat=1, baselines=["powersgd:x"], shapes=shapes)
@@ -355,3 +360,69 @@ def test_the_verdict_names_pytorchs_powersgd_when_it_is_fastest(capsys, monkeypa
     _inject_timings(monkeypatch, {**CODEC, adv.powersgd_name(1): 1.0, adv.powersgd_name(4): 1.0, adv.BF16: 1.0})
     assert main([*SLOW, "--baselines", "all"]) == 0
     assert "verdict: compression pays: sign is fastest" in capsys.readouterr().out
+
+
+def test_powersgd_hook_is_timed_for_real_in_a_one_process_ddp():
+    """The hook's cost per rank, measured in a one-process DDP (gloo, in-process store); None inside a
+    running process group (then the estimate from the matrix products is used)."""
+    import torch.distributed as dist
+
+    model, batch = adv.make_model("mlp", hidden=64, batch_size=4)
+    costs = adv.measure_powersgd_hook(model, batch, [1, 2], repeat=1, threads=1)
+    assert set(costs) == {1, 2} and all(c >= 0.0 for c in costs.values())
+    assert not dist.is_initialized()  # the temporary group is gone
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        assert adv.measure_powersgd_hook(model, batch, [1], repeat=1, threads=1) is None
+    finally:
+        dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------ FSDP2
+@pytest.mark.parametrize("k", [2, 4])
+def test_fit_link_measures_the_backends_reduce_scatter_factor(k):
+    """gloo's reduce-scatter costs about an all-reduce (twice the ring's): the factor is recovered from
+    timed reduce-scatters, and the bandwidth and latency are still those of the other collectives."""
+    truth = Link(bandwidth=3e8, latency=2e-4, reduce_scatter_factor=2.0)
+    samples = [("all_reduce", b, adv.allreduce_seconds(b, k, truth)) for b in (4e3, 2.6e5, 4e6)]
+    samples += [("reduce_scatter", b, adv.reduce_scatter_seconds(b, k, truth)) for b in (4e3, 2.6e5, 4e6)]
+    fit = adv.fit_link(samples, k)
+    assert fit.reduce_scatter_factor == pytest.approx(2.0, rel=1e-9)
+    assert fit.bandwidth == pytest.approx(3e8, rel=1e-9) and fit.latency == pytest.approx(2e-4, rel=1e-9)
+    # negative control: without reduce-scatter timings the ring's cost is assumed
+    assert adv.fit_link(samples[:3], k).reduce_scatter_factor == 1.0
+    with pytest.raises(ConfigError, match="reduce_scatter_factor"):
+        Link(1e8, 0.0, reduce_scatter_factor=0.0)
+
+
+def test_fsdp_candidates_have_the_real_payloads_and_the_fsdp_step_model():
+    k, units = 2, [3000, 10]
+    cands = {c.name: c for c in adv.measure_fsdp_candidates(["sign", "permk"], units, k, repeat=1)}
+    d = sum(units)
+    dense = cands["FSDP2"]
+    assert dense.payload_bytes == 4 * (3000 + 10) and dense.param_bytes == 4 * d and dense.collective == "reduce_scatter"
+    from commpress.compressors import make
+
+    for name in ("sign", "permk"):  # bytes leaving rank 0: its payload for rank 1's chunk of each unit
+        expected = sum(len(make(name).encode(torch.randn(1, -(-u // k)), 5, clients=[0], n=k)[0]) for u in units)
+        assert cands[f"FSDP2 + {name}"].payload_bytes == expected and cands[f"FSDP2 + {name}"].codec_seconds > 0
+    link = Link(1.25e7, 1e-3, reduce_scatter_factor=2.0)
+    compute = Compute(0.01, 0.02, 0.001)
+    preds = {p.name: p for p in adv.predict([Candidate(FP32, 4 * d, 0.0, "all_reduce"), *cands.values()],
+                                            link=link, processes=k, compute=compute, d=d)}
+    params = 2 * adv.allgather_seconds(4 * d / k, k, link, 2)  # forward and backward all-gathers
+    assert preds["FSDP2"].comm == pytest.approx(params + adv.reduce_scatter_seconds(4 * d, k, link, 2))
+    permk = cands["FSDP2 + permk"]
+    assert preds["FSDP2 + permk"].comm == pytest.approx(params + adv.all_to_all_seconds(permk.payload_bytes, k, link, 4))
+    assert preds["FSDP2 + permk"].step == pytest.approx(compute.total + permk.codec_seconds + preds["FSDP2 + permk"].comm)
+    assert adv.is_pytorch("FSDP2") and not adv.is_pytorch("FSDP2 + sign")
+
+
+def test_cli_predicts_fsdp_on_request(capsys, monkeypatch):
+    _inject_timings(monkeypatch)
+    monkeypatch.setattr(adv, "measure_fsdp_candidates", lambda specs, units, k, **kw: [
+        dataclasses.replace(c, codec_seconds=1e-3) for c in adv._measure.measure_fsdp_candidates(specs, units, k, repeat=1)])
+    assert main([*SLOW, "--fsdp"]) == 0
+    table = _table(capsys.readouterr().out)
+    assert {"FSDP2", "FSDP2 + sign", "FSDP2 + qsgd:s=7"} <= set(table)
+    assert main(SLOW) == 0 and "FSDP2" not in _table(capsys.readouterr().out)

@@ -22,7 +22,9 @@ hide behind the backward pass: their step is predicted as
 the baselines' best case. On request (``baselines=``, ``commpress advise --baselines``) PyTorch's
 bf16 hook and its PowerSGD hook (Vogels, Karimireddy, Jaggi, NeurIPS 2019) are predicted the same
 way: bf16 as fp16; PowerSGD with the bytes of its factors P and Q (:func:`powersgd_payload`), three
-all-reduces per bucket and its matrix products and orthogonalisation timed here. The commpress hooks
+all-reduces per bucket one after the other (not hidden behind the backward pass), and the hook's own
+cost timed for real in a one-process DDP (:func:`measure_powersgd_hook`; its matrix products alone
+are 4x cheaper than the hook, which is why an estimate from them predicted PowerSGD 4x too fast). The commpress hooks
 are predicted as running their collectives synchronously (a conservative bound since they overlap):
 :math:`t_{\text{compute}} + t_{\text{codec}} + T_{\text{comm}}`. Encoding and decoding are
 measured on this machine on vectors of the model's bucket sizes.
@@ -56,7 +58,14 @@ from commpress.integrations.advise._checks import _check_processes
 from commpress.integrations.advise._compressors import DEFAULT_COMPRESSORS, _default_compressors, compressor_from_spec
 from commpress.integrations.advise._demo_models import make_model
 from commpress.integrations.advise._format import format_advice, verdict
-from commpress.integrations.advise._measure import measure_candidates, measure_compute, measure_link
+from commpress.integrations.advise._measure import (
+    fsdp_units,
+    measure_candidates,
+    measure_fsdp_candidates,
+    measure_compute,
+    measure_link,
+    measure_powersgd_hook,
+)
 from commpress.integrations.advise._model import (
     BASELINES,
     BF16,
@@ -69,6 +78,7 @@ from commpress.integrations.advise._model import (
     Link,
     Prediction,
     allgather_seconds,
+    all_to_all_seconds,
     allreduce_seconds,
     break_even_bandwidth,
     ddp_buckets,
@@ -77,6 +87,7 @@ from commpress.integrations.advise._model import (
     powersgd_name,
     powersgd_payload,
     predict,
+    reduce_scatter_seconds,
 )
 from commpress.integrations.advise._units import BANDWIDTH_UNITS, parse_bandwidth, parse_latency
 
@@ -91,11 +102,13 @@ __all__ = [
     "Prediction",
     "advise",
     "allgather_seconds",
+    "all_to_all_seconds",
     "allreduce_seconds",
     "break_even_bandwidth",
     "compressor_from_spec",
     "ddp_buckets",
     "fit_link",
+    "fsdp_units",
     "is_pytorch",
     "powersgd_name",
     "powersgd_payload",
@@ -103,10 +116,13 @@ __all__ = [
     "make_model",
     "measure_candidates",
     "measure_compute",
+    "measure_fsdp_candidates",
     "measure_link",
+    "measure_powersgd_hook",
     "parse_bandwidth",
     "parse_latency",
     "predict",
+    "reduce_scatter_seconds",
     "verdict",
 ]
 
@@ -130,11 +146,14 @@ class Advice:
 def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, processes: int = 2,
            link: Link | None = None, compressors: Sequence[str | Compressor] | None = None,
            repeat: int = 3, threads: int | None = None, loss_fn=None,
-           link_options: dict[str, Any] | None = None, baselines: Sequence[str] = ()) -> Advice:
+           link_options: dict[str, Any] | None = None, baselines: Sequence[str] = (), fsdp: bool = False) -> Advice:
     """Measure what is not given and predict a DDP step of ``model`` per compressor.
 
     ``baselines``: PyTorch's other hooks to predict beside fp32 and fp16, any of ``"bf16"`` and
     ``"powersgd:R"`` (``BASELINES`` = bf16, PowerSGD rank 1 and 4).
+    ``fsdp``: also predict FSDP2 (``fully_shard`` on every module with parameters of its own) with its
+    own reduce-scatter and with commpress's compressed one per compressor
+    (:func:`measure_fsdp_candidates`).
 
     ``link=None`` measures the link with :func:`measure_link` (``link_options`` go there).
     ``threads``: threads per rank for the local timings (default: this machine's cores shared
@@ -156,8 +175,19 @@ def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, proces
     buckets = ddp_buckets([p.numel() for p in model.parameters() if p.requires_grad])
     d = sum(buckets)
     shapes = [tuple(p.shape) for p in model.parameters() if p.requires_grad]
+    ranks = sorted({int(b.partition(":")[2]) for b in baselines
+                    if str(b).startswith("powersgd:") and str(b).partition(":")[2].isdigit()})
+    powersgd_codec = None
+    notes = [f"{threads} thread(s) per rank for the local timings"]
+    if ranks:
+        powersgd_codec = measure_powersgd_hook(model, batch, ranks, loss_fn=loss_fn, repeat=repeat, threads=threads)
+        notes.append("PowerSGD: its hook timed in a one-process DDP" if powersgd_codec is not None else
+                     "PowerSGD: a process group is already running here, so its hook is estimated from its "
+                     "matrix products (a lower bound)")
     candidates = measure_candidates(specs, buckets, k, repeat=repeat, threads=threads, baselines=baselines,
-                                    shapes=shapes)
+                                    shapes=shapes, powersgd_codec=powersgd_codec)
+    if fsdp:
+        candidates += measure_fsdp_candidates(specs, fsdp_units(model), k, repeat=repeat, threads=threads)
     predictions = predict(candidates, link=link, processes=k, compute=compute, d=d)
     by_name = {c.name: c for c in candidates}
     others = [p for p in predictions if not is_pytorch(p.name)]
@@ -167,5 +197,4 @@ def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, proces
         break_even = break_even_bandwidth(by_name[best.name], by_name[FP32], latency=link.latency,
                                           processes=k, compute=compute)
     return Advice(link=link, processes=k, d=d, buckets=buckets, compute=compute, predictions=predictions,
-                  verdict=verdict(predictions, break_even=break_even), break_even=break_even,
-                  notes=[f"{threads} thread(s) per rank for the local timings"])
+                  verdict=verdict(predictions, break_even=break_even), break_even=break_even, notes=notes)

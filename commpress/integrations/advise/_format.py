@@ -62,12 +62,13 @@ def format_advice(advice: Advice) -> str:
         f"optimizer {_ms(a.compute.optimizer)}; {'; '.join(a.notes)})",
         "",
     ]
-    head = (f"| {'method':<18} | {'bytes/rank/step':>15} | {'bits/coord':>10} | {'codec ms':>9} | {'comm ms':>9} "
+    w = max([18] + [len(p.name) for p in a.predictions])
+    head = (f"| {'method':<{w}} | {'bytes/rank/step':>15} | {'bits/coord':>10} | {'codec ms':>9} | {'comm ms':>9} "
             f"| {'step ms':>9} | {'vs fp32':>7} | {'vs fp16':>7} |")
     lines += [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
     for p in sorted(a.predictions, key=lambda p: p.step):
         vs16 = "-" if p.vs_fp16 is None else f"{p.vs_fp16:.2f}x"
-        lines.append(f"| {p.name:<18} | {p.payload_bytes:15,.0f} | {p.bits_per_coordinate:10.3f} | {1e3 * p.codec:9.2f} "
+        lines.append(f"| {p.name:<{w}} | {p.payload_bytes:15,.0f} | {p.bits_per_coordinate:10.3f} | {1e3 * p.codec:9.2f} "
                      f"| {1e3 * p.comm:9.2f} | {1e3 * p.step:9.2f} | {p.vs_fp32:6.2f}x | {vs16:>7} |")
     lines += ["", f"verdict: {a.verdict}"]
     return "\n".join(lines)

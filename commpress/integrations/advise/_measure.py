@@ -23,6 +23,7 @@ from commpress.integrations.advise._model import (
     BF16,
     FP16,
     FP32,
+    FSDP2,
     Candidate,
     Compute,
     Link,
@@ -66,9 +67,11 @@ def measure_compute(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], 
 
 def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequence[int], processes: int, *,
                        repeat: int = 3, threads: int | None = None, seed: int = 0,
-                       baselines: Sequence[str] = (), shapes: Sequence[Sequence[int]] | None = None) -> list[Candidate]:
+                       baselines: Sequence[str] = (), shapes: Sequence[Sequence[int]] | None = None,
+                       powersgd_codec: dict[int, float] | None = None) -> list[Candidate]:
     """The fp32 and fp16 references, PyTorch's ``baselines`` (``"bf16"``, ``"powersgd:R"``; PowerSGD
-    needs the parameters' ``shapes``) and one candidate per compressor, with codec times measured here.
+    needs the parameters' ``shapes``; ``powersgd_codec``: its hook's measured cost per rank, from
+    :func:`measure_powersgd_hook`) and one candidate per compressor, with codec times measured here.
 
     Codec time per step = the sum over ``buckets`` (entries per bucket) of this rank's encoding
     and the decoding of all ``processes`` payloads (for summable compressors: the fast path of
@@ -90,7 +93,7 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
             Candidate(FP32, 4 * d, 0.0, "all_reduce", len(buckets), overlap=True),
             Candidate(FP16, 2 * d, fp16, "all_reduce", len(buckets), overlap=True),
         ]
-        out += _baseline_candidates(baselines, grads, shapes, k, len(buckets), repeat)
+        out += _baseline_candidates(baselines, grads, shapes, k, len(buckets), repeat, powersgd_codec)
         for spec in compressors:
             C = compressor_from_spec(spec)
             label = spec if isinstance(spec, str) else repr(C)
@@ -115,12 +118,114 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
     return out
 
 
+def fsdp_units(model: nn.Module) -> list[int]:
+    """Entries of each FSDP2 parameter group when every module holding parameters of its own is
+    ``fully_shard``-ed (its Linear and Conv layers, then the root), as ``benchmarks/slow_link.py`` does."""
+    units = [sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad) for m in model.modules()]
+    return [u for u in units if u > 0]
+
+
+def measure_fsdp_candidates(compressors: Sequence[str | Compressor], units: Sequence[int], processes: int, *,
+                            repeat: int = 3, threads: int | None = None, seed: int = 0) -> list[Candidate]:
+    """FSDP2 with its own reduce-scatter (``"FSDP2"``) and with commpress's compressed one
+    (``"FSDP2 + NAME"``, :mod:`commpress.integrations.fsdp`), per parameter group of ``units`` entries.
+
+    Both all-gather the full parameters twice per step (fp32, ``param_bytes``). The compressed one
+    sends each peer the payload of the chunk (``ceil(u/k)`` entries) it holds for it (all-to-all,
+    lengths first), and its codec per step, timed here, is what a rank does per group: encode its
+    ``k`` chunks, decode its own ``k`` messages (for the memories) and the ``k`` it receives.
+    """
+    k = _check_processes(processes)
+    repeat = _check_int("repeat", repeat, 1)
+    units = [int(u) for u in units]
+    if not units or min(units) < 1:
+        raise ConfigError(f"FSDP units must be a non-empty list of positive sizes; got {units}.")
+    d = sum(units)
+    chunks = [-(-u // k) for u in units]
+    g = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(k, c, generator=g) for c in chunks]
+    out = [Candidate(FSDP2, 4 * sum(c * k for c in chunks), 0.0, "reduce_scatter", len(units), param_bytes=4 * d)]
+    with _threads(threads):
+        for spec in compressors:
+            C = compressor_from_spec(spec)
+            label = "FSDP2 + " + (spec if isinstance(spec, str) else repr(C))
+            # as rank 0: its k messages (one per destination j), and the k messages for its shard (one per sender i)
+            payloads = [[C.encode(X[j : j + 1], seed + j, clients=[0], n=k)[0] for j in range(k)] for X in grads]
+            received = [[C.encode(X[i : i + 1], seed, clients=[i], n=k)[0] for i in range(k)] for X in grads]
+
+            def codec_once() -> None:
+                for X, sent, got in zip(grads, payloads, received):
+                    for j in range(k):
+                        C.encode(X[j : j + 1], seed + j, clients=[0], n=k)
+                        C.decode([sent[j]], seed + j, X.shape[1], clients=[0], n=k)
+                    total = torch.zeros(X.shape[1])
+                    for i in range(k):
+                        total.add_(C.decode([got[i]], seed, X.shape[1], clients=[i], n=k)[0])
+
+            nbytes = sum(sum(len(p) for p in sent[1:]) for sent in payloads)
+            out.append(Candidate(label, nbytes, _median_time(codec_once, repeat), "all_to_all", len(units),
+                                 param_bytes=4 * d))
+    return out
+
+
+def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], ranks: Sequence[int], *,
+                          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                          repeat: int = 3, threads: int | None = None) -> dict[int, float] | None:
+    """Seconds per step that PyTorch's own ``powerSGD_hook`` adds to a DDP step of ``model``, per rank R.
+
+    Timed for real: a copy of the model in a one-process gloo DDP (an in-process store), once with
+    DDP's own all-reduce and once per rank with the hook (error feedback and warm start, after its
+    two dense steps); the hook's cost is the difference of the median steps. At one process the
+    collectives move nothing, so what is left is the hook's own work: copying the bucket into its
+    matrices, the error feedback, P = MQ, the orthogonalisation, Q = M^T P, the decompression and
+    the Python around them (measured: 230 ms per step at 10^7 parameters, one thread, where the matrix
+    products alone take 25 ms). ``None`` when this process already has a default process group
+    (inside a training run): the caller then estimates the hook from its matrix products.
+    """
+    import copy
+
+    from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powersgd
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if dist.is_initialized():
+        return None
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    x, y = batch
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        def median_step(rank: int | None) -> float:
+            ddp = DDP(copy.deepcopy(model))
+            if rank is not None:
+                state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=int(rank),
+                                               start_powerSGD_iter=2, use_error_feedback=True, warm_start=True)
+                ddp.register_comm_hook(state, powersgd.powerSGD_hook)
+            opt = torch.optim.SGD(ddp.parameters(), lr=1e-6)
+            times = []
+            for i in range(3 + repeat):  # DDP's first step, PowerSGD's two dense steps, one to warm up
+                t0 = time.perf_counter()
+                opt.zero_grad(set_to_none=True)
+                loss_fn(ddp(x), y).backward()
+                opt.step()
+                if i >= 3:
+                    times.append(time.perf_counter() - t0)
+            return statistics.median(times)
+
+        with _threads(threads):
+            plain = median_step(None)
+            return {int(r): max(0.0, median_step(int(r)) - plain) for r in ranks}
+    finally:
+        dist.destroy_process_group()
+
+
 def _baseline_candidates(baselines: Sequence[str], grads: list[torch.Tensor], shapes: Any, k: int, nbuckets: int,
-                         repeat: int) -> list[Candidate]:
+                         repeat: int, powersgd_codec: dict[int, float] | None = None) -> list[Candidate]:
     """bf16: the fp16 hook's passes in bfloat16. PowerSGD rank r: its payload from the shapes, three
-    all-reduces per bucket (the uncompressed tensors, P, Q), asynchronous like PyTorch's other hooks,
-    and the codec timed here: per matrix M (n x m), P = M Q, orthogonalised, Q = M^T P, M ~ P Q^T,
-    with the error-feedback additions."""
+    all-reduces per bucket (the uncompressed tensors, P, Q) one after the other, once the bucket is
+    complete (the second waits for the first's result, so they do not hide behind the backward pass),
+    and its codec: ``powersgd_codec[r]`` when given (:func:`measure_powersgd_hook`, the real hook),
+    else estimated here from its matrix products: per matrix M (n x m), P = M Q, orthogonalised,
+    Q = M^T P, M ~ P Q^T, with the error-feedback additions (a lower bound: the hook's own passes
+    and Python cost several times more)."""
     out = []
     for spec in baselines:
         kind, _, arg = str(spec).partition(":")
@@ -144,9 +249,12 @@ def _baseline_candidates(baselines: Sequence[str], grads: list[torch.Tensor], sh
                     Qn = E.t() @ P
                     E.sub_(P @ Qn.t())
 
-            codec = _median_time(powersgd_once, repeat)
+            if powersgd_codec is not None and rank in powersgd_codec:
+                codec = powersgd_codec[rank]
+            else:
+                codec = _median_time(powersgd_once, repeat)
             out.append(Candidate(powersgd_name(rank), powersgd_payload(shapes, rank), codec, "all_reduce",
-                                 3 * nbuckets, overlap=True))
+                                 3 * nbuckets, overlap=False))
         else:
             raise ConfigError(f"advise: unknown baseline {spec!r}; use bf16 or powersgd:R (R >= 1), e.g. "
                               f"{','.join(BASELINES)}.")
@@ -218,8 +326,11 @@ def _link_samples(rank: int, k: int, addr: str, port: int, sizes: list[int], rep
             x = torch.ones(max(1, nbytes // 4), dtype=torch.float32)
             b = torch.ones(nbytes, dtype=torch.uint8)
             outs = [torch.empty_like(b) for _ in range(k)]
+            whole = torch.ones(k * max(1, nbytes // (4 * k)), dtype=torch.float32)  # k chunks, for FSDP's collective
+            shard = torch.empty(whole.numel() // k, dtype=torch.float32)
             for name, fn in (("all_reduce", lambda: dist.all_reduce(x)),
-                             ("all_gather", lambda: dist.all_gather(outs, b))):
+                             ("all_gather", lambda: dist.all_gather(outs, b)),
+                             ("reduce_scatter", lambda: dist.reduce_scatter_single(shard, whole))):
                 fn()  # warm-up: connections, buffers
                 times = []
                 for _ in range(repeat):
@@ -229,7 +340,8 @@ def _link_samples(rank: int, k: int, addr: str, port: int, sizes: list[int], rep
                     times.append(time.perf_counter() - t0)
                 t = torch.tensor([statistics.median(times)], dtype=torch.float64)
                 dist.all_reduce(t, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace
-                samples.append((name, float(4 * x.numel() if name == "all_reduce" else nbytes), float(t)))
+                size = {"all_reduce": 4 * x.numel(), "all_gather": nbytes, "reduce_scatter": 4 * whole.numel()}[name]
+                samples.append((name, float(size), float(t)))
         return samples
     finally:
         dist.destroy_process_group()

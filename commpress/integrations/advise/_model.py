@@ -10,6 +10,7 @@ problem: the link that explains timed collectives (:func:`fit_link`).
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from commpress.integrations.advise._units import _fmt_rate, _fmt_seconds
 FP32, FP16 = "fp32 all-reduce", "fp16 hook"
 #: The row label of PyTorch's bf16 hook (predicted on request, ``baselines=``).
 BF16 = "bf16 hook"
+#: The row label of FSDP2 with its own reduce-scatter (predicted on request, ``fsdp=True``).
+FSDP2 = "FSDP2"
 #: PyTorch's other hooks that ``--baselines all`` predicts: bf16, PowerSGD rank 1 and rank 4.
 BASELINES = ("bf16", "powersgd:1", "powersgd:4")
 
@@ -33,8 +36,9 @@ def powersgd_name(rank: int) -> str:
 
 
 def is_pytorch(name: str) -> bool:
-    """Whether a row is one of PyTorch's own ways (fp32, fp16, bf16, PowerSGD), not a commpress hook."""
-    return name in (FP32, FP16, BF16) or name.startswith("PowerSGD rank ")
+    """Whether a row is one of PyTorch's own ways (fp32, fp16, bf16, PowerSGD, FSDP2's reduce-scatter),
+    not a commpress hook."""
+    return name in (FP32, FP16, BF16, FSDP2) or name.startswith("PowerSGD rank ")
 
 
 def powersgd_payload(shapes: Sequence[Sequence[int]], rank: int, min_compression_rate: float = 2.0) -> int:
@@ -59,19 +63,31 @@ FIRST_BUCKET_BYTES, BUCKET_CAP_BYTES = 1024 * 1024, 25 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------- the numbers
+#: The collectives a candidate's gradient reduction can use (see :class:`Candidate`).
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
+
+
 @dataclass(frozen=True)
 class Link:
-    """A link between ranks: ``bandwidth`` in bytes/s (one rank, one direction), ``latency`` in s."""
+    """A link between ranks: ``bandwidth`` in bytes/s (one rank, one direction), ``latency`` in s.
+
+    ``reduce_scatter_factor``: the backend's reduce-scatter time over the ring model's (1 for a ring;
+    :func:`measure_link` times it: about 2 on gloo, whose reduce-scatter moves an all-reduce's bytes).
+    """
 
     bandwidth: float
     latency: float
     source: str = "given"
+    reduce_scatter_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.bandwidth, (int, float)) and self.bandwidth > 0 and math.isfinite(self.bandwidth)):
             raise ConfigError(f"link bandwidth must be a positive finite number of bytes/s; got {self.bandwidth!r}.")
         if not (isinstance(self.latency, (int, float)) and self.latency >= 0 and math.isfinite(self.latency)):
             raise ConfigError(f"link latency must be a finite number of seconds >= 0; got {self.latency!r}.")
+        factor = self.reduce_scatter_factor
+        if not (isinstance(factor, (int, float)) and factor > 0 and math.isfinite(factor)):
+            raise ConfigError(f"reduce_scatter_factor must be a positive finite number; got {factor!r}.")
 
     def describe(self) -> str:
         return f"{_fmt_rate(self.bandwidth)}, latency {_fmt_seconds(self.latency)} ({self.source})"
@@ -96,11 +112,16 @@ class Candidate:
 
     Attributes:
         name: the row's label.
-        payload_bytes: bytes one rank puts into the collectives per step (all buckets).
+        payload_bytes: bytes one rank puts into the collectives per step (all buckets); for
+            ``"reduce_scatter"`` the full unsharded gradient, for ``"all_to_all"`` the bytes leaving
+            the rank.
         codec_seconds: local encoding + decoding time per step (all buckets).
-        collective: ``"all_reduce"`` or ``"all_gather"``.
+        collective: ``"all_reduce"``, ``"all_gather"`` (DDP), ``"reduce_scatter"`` or ``"all_to_all"``
+            (FSDP2's gradient reduction: its own, or commpress's compressed one).
         messages: collectives per step (each pays the latency terms once).
         overlap: the communication runs asynchronously and can hide behind the backward pass.
+        param_bytes: FSDP2 only: the bytes of the full parameters, all-gathered twice per step
+            (before the forward and again before the backward, FSDP2's default resharding).
     """
 
     name: str
@@ -109,10 +130,11 @@ class Candidate:
     collective: str
     messages: int = 1
     overlap: bool = False
+    param_bytes: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.collective not in ("all_reduce", "all_gather"):
-            raise ConfigError(f"collective must be 'all_reduce' or 'all_gather'; got {self.collective!r}.")
+        if self.collective not in COLLECTIVES:
+            raise ConfigError(f"collective must be one of {', '.join(COLLECTIVES)}; got {self.collective!r}.")
         if self.payload_bytes < 0 or self.codec_seconds < 0 or self.messages < 0:
             raise ConfigError(
                 f"candidate {self.name!r}: payload_bytes, codec_seconds and messages must be >= 0; got "
@@ -148,9 +170,29 @@ def allgather_seconds(nbytes: float, processes: int, link: Link, messages: int =
     return (k - 1) * link.latency * messages + (k - 1) * nbytes / link.bandwidth
 
 
+def reduce_scatter_seconds(nbytes: float, processes: int, link: Link, messages: int = 1) -> float:
+    r"""Reduce-scatter of an ``nbytes`` input per rank (each rank keeps :math:`1/k` of the sum), times
+    the link's measured ``reduce_scatter_factor``: :math:`f\,[(k-1)\alpha m + \frac{k-1}{k} B/\beta]`
+    (the ring's cost when f = 1; gloo's reduce-scatter measures about twice that, an all-reduce's)."""
+    k = _check_processes(processes)
+    return link.reduce_scatter_factor * ((k - 1) * link.latency * messages + (k - 1) / k * nbytes / link.bandwidth)
+
+
+def all_to_all_seconds(nbytes_out: float, processes: int, link: Link, messages: int = 1) -> float:
+    r"""All-to-all in which one rank sends ``nbytes_out`` in all to its peers: :math:`(k-1)\alpha m + B_{out}/\beta`."""
+    k = _check_processes(processes)
+    return (k - 1) * link.latency * messages + nbytes_out / link.bandwidth
+
+
 def _comm_seconds(c: Candidate, processes: int, link: Link) -> float:
-    fn = allreduce_seconds if c.collective == "all_reduce" else allgather_seconds
-    return fn(c.payload_bytes, processes, link, c.messages)
+    if c.collective in ("all_reduce", "all_gather"):
+        fn = allreduce_seconds if c.collective == "all_reduce" else allgather_seconds
+        return fn(c.payload_bytes, processes, link, c.messages)
+    k = _check_processes(processes)
+    params = 2 * allgather_seconds(c.param_bytes / k, k, link, c.messages)  # forward and backward all-gathers
+    if c.collective == "reduce_scatter":
+        return params + reduce_scatter_seconds(c.payload_bytes, k, link, c.messages)
+    return params + all_to_all_seconds(c.payload_bytes, k, link, 2 * c.messages)  # lengths, then payloads
 
 
 def _step_seconds(c: Candidate, comm: float, compute: Compute) -> float:
@@ -224,12 +266,21 @@ def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source
     :math:`(\alpha, 1/\beta)` by least squares with :math:`\alpha \ge 0`. The errors are absolute,
     so the largest messages set the bandwidth (small ones may ride a shaper's burst allowance or
     a socket buffer and look faster than the link); time sizes a few decades apart.
+
+    ``"reduce_scatter"`` samples (bytes = the input per rank) do not enter the fit: the link's
+    ``reduce_scatter_factor`` is the median, over them, of the measured time over
+    :func:`reduce_scatter_seconds` on the fitted link (1 without such samples).
     """
     k = _check_processes(processes)
     if k < 2:
         raise ConfigError("fitting a link needs timings between at least 2 processes.")
-    rows = []
+    rows, scatters = [], []
     for collective, nbytes, seconds in samples:
+        if collective == "reduce_scatter":
+            if not seconds > 0:
+                raise ConfigError(f"a timed collective must take > 0 s; got {seconds!r} for {collective}.")
+            scatters.append((nbytes, seconds))
+            continue
         if collective == "all_reduce":
             a, v = 2 * (k - 1), 2 * (k - 1) / k * nbytes
         elif collective == "all_gather":
@@ -250,7 +301,12 @@ def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source
         inv_bw = float(torch.linalg.lstsq(A[:, 1:2], t).solution.reshape(-1)[0]) * 1e-9
     if inv_bw <= 0:
         raise ConfigError("the timings do not grow with the message size; time larger messages to fit a bandwidth.")
-    return Link(bandwidth=1.0 / inv_bw, latency=latency, source=source)
+    link = Link(bandwidth=1.0 / inv_bw, latency=latency, source=source)
+    if scatters:  # the largest messages only, as for the bandwidth: small ones ride buffers
+        top = max(nbytes for nbytes, _ in scatters)
+        ratios = [seconds / reduce_scatter_seconds(nbytes, k, link) for nbytes, seconds in scatters if nbytes * 8 >= top]
+        link = Link(link.bandwidth, link.latency, source, reduce_scatter_factor=float(statistics.median(ratios)))
+    return link
 
 
 def ddp_buckets(numels: Sequence[int], *, element_size: int = 4, first_bucket_bytes: int = FIRST_BUCKET_BYTES,
