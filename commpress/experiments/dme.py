@@ -35,7 +35,7 @@ MODES = ("identical", "correlated", "independent")
 DEFAULT_COMPRESSORS = (
     "identity", "iq", "cq", "qsgd", "dithering", "natural_dithering", "natural", "terngrad", "block",
     "randk", "permk", "permk+cq", "drive", "eden", "topk", "sign", "wangni",
-)  # sketch (O(n d k) Gaussians per round) is left out of the default set for speed: add it by name
+)  # sketch (an SRHT by default; kind="gaussian" is O(n d k) draws) is not in the default set: add it by name
 
 
 @dataclass(frozen=True)
