@@ -220,13 +220,17 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     for r in fsdp:  # FSDP2 with commpress's reduce-scatter: predicted per compressor
         if r["compressor"]:
             compressors.append(r["compressor"])
-    factor = probe.get("reduce_scatter_factor", 1.0)  # the backend's reduce-scatter, timed by the probe
+    # the backend's reduce-scatter and all-gather into a tensor (FSDP2's), timed by the probe
+    factors = {name: probe.get(name, 1.0) for name in ("reduce_scatter_factor", "gather_tensor_factor")}
     if args.shaped_delay is not None:
         link = Link(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
-                    source=f"tc: rate {args.rate}, delay {args.shaped_delay}", reduce_scatter_factor=factor)
+                    source=f"tc: rate {args.rate}, delay {args.shaped_delay}", **factors)
     else:  # tbf adds no delay: the latency is the veth's, as the probe measured it
         link = Link(parse_bandwidth(args.rate), probe["latency"], source=f"tc rate {args.rate}, latency from the probe",
-                    reduce_scatter_factor=factor)
+                    **factors)
+    if fsdp:
+        print(f"FSDP2's collectives on this backend, timed by the probe, over the ring model: reduce-scatter "
+              f"{factors['reduce_scatter_factor']:.2f}x, all-gather into a tensor {factors['gather_tensor_factor']:.2f}x")
     baselines = [r["method"] for r in results if r["method"] == "bf16" or r["method"].startswith("powersgd")]
     advice = advise(model, batch, processes=args.world, link=link, compressors=list(dict.fromkeys(compressors)),
                     repeat=2, threads=1, baselines=baselines, fsdp=bool(fsdp))
@@ -298,7 +302,7 @@ def _worker_main(args: argparse.Namespace) -> int:
         link = measure_link(args.world, master_addr=args.addr, master_port=args.port, rank=args.rank,
                             sizes=(65536, 1024 * 1024, 4 * 1024 * 1024), repeat=3, timeout=300)
         out = {"bandwidth": link.bandwidth, "latency": link.latency, "describe": link.describe(),
-               "reduce_scatter_factor": link.reduce_scatter_factor}
+               "reduce_scatter_factor": link.reduce_scatter_factor, "gather_tensor_factor": link.gather_tensor_factor}
     elif args.worker == "ddp":
         out = _ddp_worker(args)
     else:

@@ -386,11 +386,13 @@ def test_fit_link_measures_the_backends_reduce_scatter_factor(k):
     truth = Link(bandwidth=3e8, latency=2e-4, reduce_scatter_factor=2.0)
     samples = [("all_reduce", b, adv.allreduce_seconds(b, k, truth)) for b in (4e3, 2.6e5, 4e6)]
     samples += [("reduce_scatter", b, adv.reduce_scatter_seconds(b, k, truth)) for b in (4e3, 2.6e5, 4e6)]
+    samples += [("all_gather_tensor", b, 1.5 * adv.allgather_seconds(b, k, truth)) for b in (4e3, 2.6e5, 4e6)]
     fit = adv.fit_link(samples, k)
     assert fit.reduce_scatter_factor == pytest.approx(2.0, rel=1e-9)
+    assert fit.gather_tensor_factor == pytest.approx(1.5, rel=1e-9)
     assert fit.bandwidth == pytest.approx(3e8, rel=1e-9) and fit.latency == pytest.approx(2e-4, rel=1e-9)
     # negative control: without reduce-scatter timings the ring's cost is assumed
-    assert adv.fit_link(samples[:3], k).reduce_scatter_factor == 1.0
+    assert adv.fit_link(samples[:3], k).reduce_scatter_factor == 1.0 == adv.fit_link(samples[:3], k).gather_tensor_factor
     with pytest.raises(ConfigError, match="reduce_scatter_factor"):
         Link(1e8, 0.0, reduce_scatter_factor=0.0)
 
@@ -406,11 +408,11 @@ def test_fsdp_candidates_have_the_real_payloads_and_the_fsdp_step_model():
     for name in ("sign", "permk"):  # bytes leaving rank 0: its payload for rank 1's chunk of each unit
         expected = sum(len(make(name).encode(torch.randn(1, -(-u // k)), 5, clients=[0], n=k)[0]) for u in units)
         assert cands[f"FSDP2 + {name}"].payload_bytes == expected and cands[f"FSDP2 + {name}"].codec_seconds > 0
-    link = Link(1.25e7, 1e-3, reduce_scatter_factor=2.0)
+    link = Link(1.25e7, 1e-3, reduce_scatter_factor=2.0, gather_tensor_factor=1.5)
     compute = Compute(0.01, 0.02, 0.001)
     preds = {p.name: p for p in adv.predict([Candidate(FP32, 4 * d, 0.0, "all_reduce"), *cands.values()],
                                             link=link, processes=k, compute=compute, d=d)}
-    params = 2 * adv.allgather_seconds(4 * d / k, k, link, 2)  # forward and backward all-gathers
+    params = 2 * 1.5 * adv.allgather_seconds(4 * d / k, k, link, 2)  # forward and backward all-gathers
     assert preds["FSDP2"].comm == pytest.approx(params + adv.reduce_scatter_seconds(4 * d, k, link, 2))
     permk = cands["FSDP2 + permk"]
     assert preds["FSDP2 + permk"].comm == pytest.approx(params + adv.all_to_all_seconds(permk.payload_bytes, k, link, 4))

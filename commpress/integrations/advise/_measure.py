@@ -327,10 +327,11 @@ def _link_samples(rank: int, k: int, addr: str, port: int, sizes: list[int], rep
             b = torch.ones(nbytes, dtype=torch.uint8)
             outs = [torch.empty_like(b) for _ in range(k)]
             whole = torch.ones(k * max(1, nbytes // (4 * k)), dtype=torch.float32)  # k chunks, for FSDP's collective
-            shard = torch.empty(whole.numel() // k, dtype=torch.float32)
+            shard = torch.ones(whole.numel() // k, dtype=torch.float32)
             for name, fn in (("all_reduce", lambda: dist.all_reduce(x)),
                              ("all_gather", lambda: dist.all_gather(outs, b)),
-                             ("reduce_scatter", lambda: dist.reduce_scatter_single(shard, whole))):
+                             ("reduce_scatter", lambda: dist.reduce_scatter_single(shard, whole)),
+                             ("all_gather_tensor", lambda: dist.all_gather_single(whole, shard))):
                 fn()  # warm-up: connections, buffers
                 times = []
                 for _ in range(repeat):
@@ -340,7 +341,8 @@ def _link_samples(rank: int, k: int, addr: str, port: int, sizes: list[int], rep
                     times.append(time.perf_counter() - t0)
                 t = torch.tensor([statistics.median(times)], dtype=torch.float64)
                 dist.all_reduce(t, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace
-                size = {"all_reduce": 4 * x.numel(), "all_gather": nbytes, "reduce_scatter": 4 * whole.numel()}[name]
+                size = {"all_reduce": 4 * x.numel(), "all_gather": nbytes, "reduce_scatter": 4 * whole.numel(),
+                        "all_gather_tensor": 4 * shard.numel()}[name]
                 samples.append((name, float(size), float(t)))
         return samples
     finally:

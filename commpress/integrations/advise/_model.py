@@ -9,6 +9,7 @@ problem: the link that explains timed collectives (:func:`fit_link`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
@@ -71,23 +72,26 @@ COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 class Link:
     """A link between ranks: ``bandwidth`` in bytes/s (one rank, one direction), ``latency`` in s.
 
-    ``reduce_scatter_factor``: the backend's reduce-scatter time over the ring model's (1 for a ring;
-    :func:`measure_link` times it: about 2 on gloo, whose reduce-scatter moves an all-reduce's bytes).
+    ``reduce_scatter_factor`` and ``gather_tensor_factor``: the backend's reduce-scatter and
+    all-gather into one tensor (FSDP2's two collectives) over the ring model's time (1 for a ring;
+    :func:`measure_link` times them, since a backend may implement them with more traffic).
     """
 
     bandwidth: float
     latency: float
     source: str = "given"
     reduce_scatter_factor: float = 1.0
+    gather_tensor_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.bandwidth, (int, float)) and self.bandwidth > 0 and math.isfinite(self.bandwidth)):
             raise ConfigError(f"link bandwidth must be a positive finite number of bytes/s; got {self.bandwidth!r}.")
         if not (isinstance(self.latency, (int, float)) and self.latency >= 0 and math.isfinite(self.latency)):
             raise ConfigError(f"link latency must be a finite number of seconds >= 0; got {self.latency!r}.")
-        factor = self.reduce_scatter_factor
-        if not (isinstance(factor, (int, float)) and factor > 0 and math.isfinite(factor)):
-            raise ConfigError(f"reduce_scatter_factor must be a positive finite number; got {factor!r}.")
+        for name in ("reduce_scatter_factor", "gather_tensor_factor"):
+            factor = getattr(self, name)
+            if not (isinstance(factor, (int, float)) and factor > 0 and math.isfinite(factor)):
+                raise ConfigError(f"{name} must be a positive finite number; got {factor!r}.")
 
     def describe(self) -> str:
         return f"{_fmt_rate(self.bandwidth)}, latency {_fmt_seconds(self.latency)} ({self.source})"
@@ -189,7 +193,8 @@ def _comm_seconds(c: Candidate, processes: int, link: Link) -> float:
         fn = allreduce_seconds if c.collective == "all_reduce" else allgather_seconds
         return fn(c.payload_bytes, processes, link, c.messages)
     k = _check_processes(processes)
-    params = 2 * allgather_seconds(c.param_bytes / k, k, link, c.messages)  # forward and backward all-gathers
+    # forward and backward all-gathers of the parameters, into one tensor
+    params = 2 * link.gather_tensor_factor * allgather_seconds(c.param_bytes / k, k, link, c.messages)
     if c.collective == "reduce_scatter":
         return params + reduce_scatter_seconds(c.payload_bytes, k, link, c.messages)
     return params + all_to_all_seconds(c.payload_bytes, k, link, 2 * c.messages)  # lengths, then payloads
@@ -267,19 +272,20 @@ def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source
     so the largest messages set the bandwidth (small ones may ride a shaper's burst allowance or
     a socket buffer and look faster than the link); time sizes a few decades apart.
 
-    ``"reduce_scatter"`` samples (bytes = the input per rank) do not enter the fit: the link's
-    ``reduce_scatter_factor`` is the median, over them, of the measured time over
-    :func:`reduce_scatter_seconds` on the fitted link (1 without such samples).
+    ``"reduce_scatter"`` samples (bytes = the input per rank) and ``"all_gather_tensor"`` samples
+    (bytes = the shard per rank) do not enter the fit: the link's ``reduce_scatter_factor`` and
+    ``gather_tensor_factor`` are the medians, over the largest of them, of the measured time over
+    :func:`reduce_scatter_seconds` / :func:`allgather_seconds` on the fitted link (1 without such samples).
     """
     k = _check_processes(processes)
     if k < 2:
         raise ConfigError("fitting a link needs timings between at least 2 processes.")
-    rows, scatters = [], []
+    rows, fsdp = [], {"reduce_scatter": [], "all_gather_tensor": []}
     for collective, nbytes, seconds in samples:
-        if collective == "reduce_scatter":
+        if collective in fsdp:
             if not seconds > 0:
                 raise ConfigError(f"a timed collective must take > 0 s; got {seconds!r} for {collective}.")
-            scatters.append((nbytes, seconds))
+            fsdp[collective].append((nbytes, seconds))
             continue
         if collective == "all_reduce":
             a, v = 2 * (k - 1), 2 * (k - 1) / k * nbytes
@@ -302,11 +308,15 @@ def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source
     if inv_bw <= 0:
         raise ConfigError("the timings do not grow with the message size; time larger messages to fit a bandwidth.")
     link = Link(bandwidth=1.0 / inv_bw, latency=latency, source=source)
-    if scatters:  # the largest messages only, as for the bandwidth: small ones ride buffers
-        top = max(nbytes for nbytes, _ in scatters)
-        ratios = [seconds / reduce_scatter_seconds(nbytes, k, link) for nbytes, seconds in scatters if nbytes * 8 >= top]
-        link = Link(link.bandwidth, link.latency, source, reduce_scatter_factor=float(statistics.median(ratios)))
-    return link
+    factors = {}
+    for collective, model, name in (("reduce_scatter", reduce_scatter_seconds, "reduce_scatter_factor"),
+                                    ("all_gather_tensor", allgather_seconds, "gather_tensor_factor")):
+        timed = fsdp[collective]
+        if timed:  # the largest messages only, as for the bandwidth: small ones ride buffers
+            top = max(nbytes for nbytes, _ in timed)
+            factors[name] = float(statistics.median(seconds / model(nbytes, k, link)
+                                                    for nbytes, seconds in timed if nbytes * 8 >= top))
+    return dataclasses.replace(link, **factors) if factors else link
 
 
 def ddp_buckets(numels: Sequence[int], *, element_size: int = 4, first_bucket_bytes: int = FIRST_BUCKET_BYTES,
