@@ -4,6 +4,7 @@
 >>> hist.status, hist.grad_norm_sq[-1], hist.bits_up[-1]
 >>> hist = cp.simulate(problem, "marina", compressor="cq", progress=True,          # a tqdm bar on stderr
 ...                    callback=lambda t, state, rec: rec["grad_norm_sq"] < 1e-9)  # True: stop here
+>>> hist = cp.simulate(problem, "marina", compressor="cq", device="cuda")          # problem and state on a GPU
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from commpress import _loop
 from commpress._checks import check_float
+from commpress._device import resolve_device
 from commpress._loop import BLOWUP_FACTOR, STATUSES  # noqa: F401  (re-exported: stop statuses, blow-up rule)
 from commpress.algorithms import Algorithm, make, parameters
 from commpress.algorithms._participation import participation_params
@@ -116,6 +118,7 @@ def simulate(
     progress: bool = False,
     callback: Callable[[int, Any, dict[str, float]], bool | None] | None = None,
     participation: Any = None,
+    device: Any = None,
     **algorithm_params: Any,
 ) -> History:
     """Run ``algorithm`` on ``problem`` (all clients in this process) and return its :class:`History`.
@@ -155,6 +158,14 @@ def simulate(
             :class:`~commpress.network.sampling.Sampler`. Anything but full needs a
             partial-participation method (``marina_pp``, ``ef21_pp``, ``diana_pp``, ``dasha_pp``);
             only the participants are charged bits.
+        device: where the run computes: None (default: the problem's device, :attr:`Problem.device`),
+            ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a :class:`torch.device` (the problem is moved there
+            with :meth:`Problem.to`, a copy; the caller's problem is unchanged). The problem's
+            tensors, the method's state, the messages and ``History.x`` live there; the recorded
+            curve (plain floats) and the bit ledger stay on the CPU, and ``params["device"]``
+            says where it ran. One seed gives the same iterates on every device, up to the
+            device's rounding of reductions (randomness and payload bytes are device-independent).
+            An unknown device, or CUDA where none is visible, raises ConfigError.
         **algorithm_params: the method's own settings (``p``, ``alpha``, ``R``, ``x0`` ...);
             ``x0`` is the starting point (default ``problem.x0()``).
 
@@ -190,6 +201,15 @@ def simulate(
     if bits_budget is not None:
         bits_budget = _positive("bits_budget", bits_budget)
     x0 = algorithm_params.pop("x0", None)
+    dev = resolve_device(device, "simulate")
+    if dev is not None:
+        moved = problem.to(dev)
+        if isinstance(algorithm, Algorithm) and moved is not problem:
+            raise ConfigError(
+                f"simulate got device={str(device)!r} and an algorithm built for a problem on {problem.device}; "
+                f"build the algorithm with problem.to({str(device)!r}), or pass it by name."
+            )
+        problem = moved
 
     if isinstance(algorithm, Algorithm):
         if compressor is not None or downlink_compressor is not None or algorithm_params or seed != 0 \
@@ -252,7 +272,8 @@ def simulate(
     x, status = p.x, p.status
 
     return history_of(problem, algo, rec.cols, x, status, f_star, ledger, source=source, mult=mult,
-                      iterations=iterations, target=target, bits_budget=bits_budget, record_every=record_every, x0=x0)
+                      iterations=iterations, target=target, bits_budget=bits_budget, record_every=record_every, x0=x0,
+                      device=str(problem.device))
 
 
 def history_of(problem: Problem, algo: Algorithm, cols: dict[str, list[float]], x: torch.Tensor, status: str,

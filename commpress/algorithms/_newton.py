@@ -31,7 +31,7 @@ def project_mu(H: torch.Tensor, mu: float) -> torch.Tensor:
 
 def frobenius(V: torch.Tensor, d: int) -> torch.Tensor:
     """Frobenius norms of the matrices whose upper triangles are the rows of ``V``: ``(rows,)``."""
-    return (V * V * frobenius_weights(d, V.dtype)).sum(-1).sqrt()
+    return (V * V * frobenius_weights(d, V.dtype).to(V.device)).sum(-1).sqrt()
 
 
 class Silent(Compressor):
@@ -139,7 +139,7 @@ class NewtonBase(Algorithm):
                               "Pass mu=<strong convexity>, e.g. the l2 coefficient, or use option=2.")
         self.gamma = 1.0 if gamma is None else check_positive("gamma", gamma, owner)
         self._clients = None if self.network.is_full else self.network.clients
-        self._eye = torch.eye(self.d, dtype=problem.dtype)
+        self._eye = torch.eye(self.d, dtype=problem.dtype, device=problem.device)
 
     def _extra_params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "option": self.option, "mu": self.mu, "h0": self.h0}
@@ -157,7 +157,7 @@ class NewtonBase(Algorithm):
     def _init_hessians(self, x: torch.Tensor) -> torch.Tensor:
         """H_i^0: the local Hessians at x^0 sent once densely (round -1), or zeros."""
         if self.h0 == "zero":
-            return torch.zeros(self.network.rows, self.N, dtype=self.problem.dtype)
+            return torch.zeros(self.network.rows, self.N, dtype=self.problem.dtype, device=self.problem.device)
         return self._up(self._hess(x), self.dense, INIT_ROUND, "hess0")
 
     # ---- server linear algebra

@@ -97,7 +97,7 @@ class Oracle:
         Row i is client i's private draw (a pure function of (seed, tag, i)).
         """
         m = self.num_samples()
-        u = self.network.private_rand(seed, tag, ())
+        u = self.network.private_rand(seed, tag, (), device=m.device)  # the same bits on every device
         return torch.minimum((u * m.to(u.dtype)).floor().to(torch.int64), m - 1)
 
     def samples(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -109,6 +109,7 @@ class Oracle:
         if self.noise == 0:
             return G
         d = G.shape[1]
-        u = self.network.private_rand(seed, "oracle/noise", (d,), dtype=torch.float64).clamp_(min=_TINY)
+        u = self.network.private_rand(seed, "oracle/noise", (d,), dtype=torch.float64, device=G.device)
+        u = u.clamp_(min=_TINY)
         xi = torch.special.ndtri(u).to(G.dtype)
         return G + (self.noise / math.sqrt(d)) * xi

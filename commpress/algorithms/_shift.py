@@ -37,8 +37,8 @@ def initial_shifts(algo: Algorithm, h0: str, x: torch.Tensor, grads: torch.Tenso
     """(h_i^0 rows, h^0): zeros, or the local gradients at x^0 (the server learns their mean
     from one dense uplink, charged to the initialisation round)."""
     if h0 == "zero":
-        h_i = torch.zeros(algo.network.rows, algo.d, dtype=x.dtype)
-        return h_i, torch.zeros(algo.d, dtype=x.dtype)
+        h_i = torch.zeros(algo.network.rows, algo.d, dtype=x.dtype, device=x.device)
+        return h_i, torch.zeros(algo.d, dtype=x.dtype, device=x.device)
     G = algo.oracle.exact(x) if grads is None else grads
     received = algo._up(G, algo.dense, INIT_ROUND, "h0")
     # The clients keep exactly what the server decoded, so h = mean(h_i) holds exactly.

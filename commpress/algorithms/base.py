@@ -303,7 +303,9 @@ class Algorithm:
             raise InputError(f"x0 must have shape ({self.d},); got {tuple(x0.shape)}.")
         if not bool(torch.isfinite(x0).all()):
             raise InputError("x0 holds NaN or Inf; start from a finite point.")
-        return x0.to(self.problem.dtype).clone()
+        # The state lives on the problem's device: every state tensor derives from x^0 or from the
+        # oracles' answers (which are on that device), and the network's messages follow them.
+        return x0.to(device=self.problem.device, dtype=self.problem.dtype).clone()
 
     def _up(self, X: torch.Tensor, compressor: Compressor, t: int, *more: int | str) -> torch.Tensor:
         return self.network.uplink(X, compressor, self._seed(t, "uplink", *more), round=t)

@@ -116,7 +116,7 @@ class BasisLearn(Algorithm):
         else:
             ranks = torch.full((n,), d, dtype=torch.int64)
             r_max = d
-            V = torch.eye(d, dtype=torch.float64).expand(n, d, d).clone()
+            V = torch.eye(d, dtype=torch.float64, device=problem.device).expand(n, d, d).clone()
         self.V, self.ranks, self.r_max = V, ranks, r_max
         self.B = torch.bmm(F, V) if glm else None  # (n, m_max, r_max): A_i V_i
         self.iu = _tri_index(r_max)
@@ -163,7 +163,7 @@ class BasisLearn(Algorithm):
         return self._local(Lam[:, self.iu[0], self.iu[1]]).to(P.dtype)
 
     def _sym(self, tri: torch.Tensor) -> torch.Tensor:
-        M = torch.zeros(tri.shape[0], self.r_max, self.r_max, dtype=torch.float64)
+        M = torch.zeros(tri.shape[0], self.r_max, self.r_max, dtype=torch.float64, device=tri.device)
         M[:, self.iu[0], self.iu[1]] = tri.to(torch.float64)
         return M + M.transpose(1, 2) - torch.diag_embed(torch.diagonal(M, dim1=1, dim2=2))
 
@@ -182,8 +182,8 @@ class BasisLearn(Algorithm):
             C = self._up(self._coefficients(x), self.dense, INIT_ROUND, "h0")
             H = self._server_matrix(C)
         else:
-            C = torch.zeros(self.network.rows, self.T, dtype=self.problem.dtype)
-            H = torch.zeros(self.d, self.d, dtype=self.problem.dtype)
+            C = torch.zeros(self.network.rows, self.T, dtype=self.problem.dtype, device=self.problem.device)
+            H = torch.zeros(self.d, self.d, dtype=self.problem.dtype, device=self.problem.device)
         return BasisLearnState(x=x, C_i=C, H=H, t=0)
 
     def step(self, state: BasisLearnState) -> BasisLearnState:
@@ -193,7 +193,7 @@ class BasisLearn(Algorithm):
                      self.dense, t, "grad")
         S = self._up(self._coefficients(x_c) - state.C_i, self.compressor, t, "hess")
         g = self.network.mean(G)
-        Hf = (state.H + self.l2 * torch.eye(self.d, dtype=state.H.dtype)).to(torch.float64)
+        Hf = (state.H + self.l2 * torch.eye(self.d, dtype=state.H.dtype, device=state.H.device)).to(torch.float64)
         Hf = 0.5 * (Hf + Hf.T)
         lam, U = torch.linalg.eigh(Hf)
         step = U @ ((U.T @ g.to(torch.float64)) / lam.clamp_min(self.mu))

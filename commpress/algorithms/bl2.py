@@ -94,7 +94,7 @@ class BL2(BasisLearn):
         self.eta = model_learning_rate(th.kind if th else "biased", th.delta if th else None,
                                        th.omega if th else None, eta, owner)
         self.p = check_positive("p", p, owner, upper=1.0)
-        self._eye = torch.eye(self.d, dtype=problem.dtype)
+        self._eye = torch.eye(self.d, dtype=problem.dtype, device=problem.device)
         self._w = torch.where(torch.arange(self.r_max)[self.iu[0]] == torch.arange(self.r_max)[self.iu[1]], 1.0, 2.0)
 
     def _extra_params(self) -> dict[str, Any]:
@@ -129,7 +129,7 @@ class BL2(BasisLearn):
         return Lam[:, self.iu[0], self.iu[1]].to(P.dtype)
 
     def _frob(self, tri: torch.Tensor) -> torch.Tensor:
-        return (tri * tri * self._w.to(tri.dtype)).sum(-1).sqrt()
+        return (tri * tri * self._w.to(device=tri.device, dtype=tri.dtype)).sum(-1).sqrt()
 
     def _Hw(self, tri: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """:math:`V_i\\,\\mathrm{sym}(\\cdot)_i\\,V_i^\\top w_i` per row."""
@@ -163,7 +163,7 @@ class BL2(BasisLearn):
         S = self.participants(t)
         full = torch.zeros(self.n, dtype=torch.bool)
         full[S] = True
-        mask = self.network.local(full)
+        mask = self.network.local(full).to(x.device)  # the shared draws are made on the CPU
         D = self.network.downlink_rows(x.expand(rows, self.d) - state.z_i, Silent(self.model_compressor, full),
                                        self._seed(t, "downlink", "model"), round=t)
         z = torch.where(mask[:, None], state.z_i + self.eta * D, state.z_i)
@@ -176,7 +176,7 @@ class BL2(BasisLearn):
                                  round=t, participants=S)[:, 0]
         l_i = state.l_i + dl
         coins = self.coins(t)
-        xi = self.network.local(coins) & mask
+        xi = self.network.local(coins).to(mask.device) & mask
         w = torch.where(xi[:, None], z, state.w_i)
         g_fresh = self._g(C, l_i, w, self._grads_rows(w))
         send = self.network.uplink(torch.where(xi[:, None], g_fresh - state.g_i, 0.0), Silent(self.dense, full & coins),

@@ -101,7 +101,7 @@ class CSER(Algorithm):
 
     def init(self, x0: torch.Tensor | None = None) -> CSERState:
         x = self._x0(x0)
-        zeros = torch.zeros(self.network.rows, self.d, dtype=x.dtype)
+        zeros = torch.zeros(self.network.rows, self.d, dtype=x.dtype, device=x.device)
         return CSERState(z=x, e=zeros, m=zeros.clone(), t=0)
 
     def output(self, state: CSERState) -> torch.Tensor:

@@ -69,7 +69,7 @@ class DoubleSqueeze(Algorithm):
 
     def init(self, x0: torch.Tensor | None = None) -> DoubleSqueezeState:
         x = self._x0(x0)
-        return DoubleSqueezeState(x=x, v_i=torch.zeros(self.network.rows, self.d, dtype=x.dtype),
+        return DoubleSqueezeState(x=x, v_i=torch.zeros(self.network.rows, self.d, dtype=x.dtype, device=x.device),
                                   v=torch.zeros_like(x), t=0)
 
     def step(self, state: DoubleSqueezeState) -> DoubleSqueezeState:

@@ -71,7 +71,7 @@ class EF(Algorithm):
 
     def init(self, x0: torch.Tensor | None = None) -> EFState:
         x = self._x0(x0)
-        return EFState(x=x, e=torch.zeros(self.network.rows, self.d, dtype=x.dtype), t=0)
+        return EFState(x=x, e=torch.zeros(self.network.rows, self.d, dtype=x.dtype, device=x.device), t=0)
 
     def step(self, state: EFState) -> EFState:
         t = state.t

@@ -103,7 +103,7 @@ class EF21(Algorithm):
     def init(self, x0: torch.Tensor | None = None) -> EF21State:
         x = self._x0(x0)
         if self.g0 == "zero":
-            g_i = torch.zeros(self.network.rows, self.d, dtype=x.dtype)
+            g_i = torch.zeros(self.network.rows, self.d, dtype=x.dtype, device=x.device)
         else:
             G = self._grads(x, INIT_ROUND)
             if self.g0 == "grad":

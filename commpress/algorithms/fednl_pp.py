@@ -104,7 +104,7 @@ class FedNLPP(NewtonBase):
         x = torch.linalg.solve(A, state.g)
         x = state.x + self.gamma * (x - state.x)
         full = self.sample(t)
-        mask = self.network.local(full)
+        mask = self.network.local(full).to(x.device)  # the shared draws are made on the CPU
         rows = self.network.rows
         x_c = self.network.downlink_rows(x.expand(rows, self.d).contiguous(), Silent(self.dense, full),
                                          self._seed(t, "downlink"), round=t)

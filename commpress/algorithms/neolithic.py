@@ -119,7 +119,7 @@ class NEOLITHIC(Algorithm):
 
     def init(self, x0: torch.Tensor | None = None) -> NEOLITHICState:
         x = self._x0(x0)
-        return NEOLITHICState(x=x, v_i=torch.zeros(self.network.rows, self.d, dtype=x.dtype),
+        return NEOLITHICState(x=x, v_i=torch.zeros(self.network.rows, self.d, dtype=x.dtype, device=x.device),
                               v=torch.zeros_like(x), t=0)
 
     def step(self, state: NEOLITHICState) -> NEOLITHICState:

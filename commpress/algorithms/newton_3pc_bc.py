@@ -172,7 +172,7 @@ class Newton3PCBC(Newton3PC):
     def init(self, x0: torch.Tensor | None = None) -> Newton3PCBCState:
         x = self._x0(x0)
         H_i = self._init_hessians(x)
-        zeros = torch.zeros(self.d, dtype=self.problem.dtype)
+        zeros = torch.zeros(self.d, dtype=self.problem.dtype, device=self.problem.device)
         return Newton3PCBCState(x=x, z=x.clone(), w=x.clone(), H_i=H_i, Y_i=self._hess(x), H=self.network.mean(H_i),
                                 grad_w=zeros, t=0, hessians=1)
 

@@ -130,7 +130,7 @@ class Newton3PCBCPP(NewtonBase):
         S = self.participants(t)
         full = torch.zeros(self.n, dtype=torch.bool)
         full[S] = True
-        mask = self.network.local(full)
+        mask = self.network.local(full).to(x.device)  # the shared draws are made on the CPU
         D = self.network.downlink_rows(x.expand(rows, self.d) - state.z_i, Silent(self.model_compressor, full),
                                        self._seed(t, "downlink", "model"), round=t)
         z = torch.where(mask[:, None], state.z_i + self.eta * D, state.z_i)
@@ -142,7 +142,7 @@ class Newton3PCBCPP(NewtonBase):
         dl = self.network.uplink((l_new - state.l_i)[:, None], self.dense, self._seed(t, "uplink", "shift"),
                                  round=t, participants=S)[:, 0]
         l_i = state.l_i + dl
-        xi = self.network.local(self.coins(t)) & mask
+        xi = self.network.local(self.coins(t)).to(mask.device) & mask
         w = torch.where(xi[:, None], z, state.w_i)
         g_fresh = self._g(H_i, l_i, w, self._grads(w))
         send = self.network.uplink(torch.where(xi[:, None], g_fresh - state.g_i, 0.0), Silent(self.dense, full & self.coins(t)),

@@ -85,7 +85,7 @@ class _LocalTraining(Algorithm):
         if not bool(moved.any()):
             return G, grads
         fresh = self.oracle.exact(X_new)
-        return torch.where(moved[:, None], fresh, G), grads + moved.to(torch.int64)
+        return torch.where(moved[:, None], fresh, G), grads + moved.to(device=grads.device, dtype=torch.int64)
 
 
 @register("proxskip")

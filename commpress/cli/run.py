@@ -23,6 +23,7 @@ def add_parser(sub) -> None:
             "Examples:\n"
             "  commpress run\n"
             "  commpress run sweep.toml --out runs/sweep --jobs 2\n"
+            "  commpress run sweep.toml --device cuda           # problems and method states on the GPU\n"
             "  commpress run sweep.toml --processes 4          # each run on 4 gloo processes of this machine\n"
             "  torchrun --nproc_per_node=4 -m commpress run sweep.toml --backend dist\n"
             "  commpress config show            # the main experiment's config, with every default"
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages, only the table")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="do not write the PNG plots")
+    add_device_option(p)
     d = p.add_argument_group("distributed execution (each run spread over processes; same iterates as the simulator)")
     d.add_argument("--backend", choices=("local", "dist"), default="local",
                    help="local: the simulator (default); dist: this process is one rank of a torch.distributed run "
@@ -49,6 +51,21 @@ def add_parser(sub) -> None:
                    help="dist: checkpoint every K rounds into OUT/checkpoints, 0 for never (default 100); "
                         "the same command resumes")
     p.set_defaults(func=run)
+
+
+def add_device_option(p) -> None:
+    """``--device cpu|cuda|cuda:<k>`` (shared by the commands that run sweeps)."""
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where every run computes: cpu, cuda or cuda:<k> (default: the config's [run] device, "
+                        "else cpu); with --backend dist / --processes, cuda puts rank r on cuda:{LOCAL_RANK}")
+
+
+def check_device_option(args) -> None:
+    """A bad ``--device`` (unknown, or CUDA where none is visible) as one ConfigError line, before any work."""
+    if getattr(args, "device", None) is not None:
+        from commpress._device import resolve_device
+
+        resolve_device(args.device, "--device")
 
 
 def _integer(option: str, low: int, note: str = ""):
@@ -84,6 +101,7 @@ def _dist_argv(args) -> list[str]:
     """This command as one rank runs it (``--backend dist`` instead of ``--processes``)."""
     argv = ["run"] + ([args.config] if args.config else []) + (["--out", args.out] if args.out else [])
     argv += ["--quiet"] * args.quiet + ["--no-plots"] * (not args.plots)
+    argv += ["--device", args.device] if args.device is not None else []
     return argv + ["--timeout", repr(args.timeout), "--checkpoint-every", str(args.checkpoint_every),
                    "--backend", "dist"]
 
@@ -94,6 +112,7 @@ def run(args) -> int:
     from commpress.experiments.config import load_config
 
     start = time.perf_counter()
+    check_device_option(args)
     distributed = args.processes is not None or args.backend == "dist"
     if distributed and args.jobs != 1:
         raise ConfigError("--jobs runs whole runs in parallel; with --processes / --backend dist every run is spread "
@@ -115,11 +134,11 @@ def run(args) -> int:
         from commpress.experiments.distributed import run_sweep as run_dist
 
         result = run_dist(config, out=args.out, quiet=args.quiet, plots=args.plots, timeout=args.timeout,
-                          checkpoint_every=args.checkpoint_every)
+                          checkpoint_every=args.checkpoint_every, device=args.device)
         if result is None:  # not rank 0: rank 0 reports
             return 0
     else:
-        result = run_sweep(config, out=args.out, jobs=args.jobs, quiet=args.quiet, plots=args.plots)
+        result = run_sweep(config, out=args.out, jobs=args.jobs, quiet=args.quiet, plots=args.plots, device=args.device)
     print(title(result.summary))
     print(result.table)
     files = [result.out / "summary.json", *result.plots]

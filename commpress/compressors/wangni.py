@@ -65,9 +65,9 @@ def kkt_probabilities(a: torch.Tensor, *, kappa: float | None = None, epsilon: f
         flat = torch.nonzero(saturated.view(-1), as_tuple=True)[0]
         r_idx = torch.div(flat, d, rounding_mode="floor")
         sat_a = a.reshape(-1)[flat]
-        s1 = torch.zeros(rows, dtype=a.dtype).index_add_(0, r_idx, sat_a)
+        s1 = torch.zeros(rows, dtype=a.dtype, device=a.device).index_add_(0, r_idx, sat_a)
         if kappa is None:
-            s2 = torch.zeros(rows, dtype=a.dtype).index_add_(0, r_idx, sat_a * sat_a)
+            s2 = torch.zeros(rows, dtype=a.dtype, device=a.device).index_add_(0, r_idx, sat_a * sat_a)
     p = (a * lam.unsqueeze(1)).clamp_(max=1.0)
     if bool(active.any()):
         rows_left = active.nonzero().flatten()

@@ -72,6 +72,7 @@ def run_distributed(
     metrics_csv: str | None = None,
     keep_rounds: bool = False,
     start_method: str = "spawn",
+    device: str | None = None,
     **algorithm_params: Any,
 ) -> History:
     """:func:`commpress.simulate` on ``processes`` gloo processes of this machine; rank 0's :class:`History`.
@@ -91,13 +92,16 @@ def run_distributed(
         metrics_csv: rank 0 appends one line per recorded round (flushed).
         keep_rounds: keep the per-round ledger breakdown (for :func:`launch`'s merged ledger).
         start_method: ``"spawn"`` (fresh interpreters) or ``"fork"`` (Linux, fast start).
+        device: where every rank computes (:attr:`Job.device`): None (the CPU), ``"cpu"``,
+            ``"cuda"`` (rank r on ``cuda:{LOCAL_RANK}``, here ``cuda:r``) or ``"cuda:<k>"``.
     """
     params = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in algorithm_params.items()}
     job = Job(problem=problem, algorithm=algorithm, compressor=compressor, downlink_compressor=downlink_compressor,
               iterations=iterations, seed=seed, stepsize=stepsize, stepsize_multiplier=stepsize_multiplier,
               target=target, bits_budget=bits_budget, record_every=record_every, params=params,
               keep_rounds=keep_rounds, checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
-              checkpoint_every=checkpoint_every, metrics_csv=None if metrics_csv is None else str(metrics_csv))
+              checkpoint_every=checkpoint_every, metrics_csv=None if metrics_csv is None else str(metrics_csv),
+              device=device)
     return launch([job], processes=processes, master_addr=master_addr, timeout=timeout,
                   start_method=start_method)[0].history
 

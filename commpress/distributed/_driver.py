@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from commpress import _loop, problems
+from commpress._device import rank_device
 from commpress._checks import check_float
 from commpress.algorithms import make, parameters
 from commpress.algorithms._participation import participation_params
@@ -118,7 +119,8 @@ class _Recorder:
 
 def execute(job: Job, session: Any, *, faults: Faults | None = None) -> DistributedRun:
     """Run ``job`` on this rank (every rank of ``session`` calls it with the same job)."""
-    problem = problems.make(job.problem["name"], **job.problem["params"])
+    device = rank_device(job.device, "a distributed run")  # "cuda": cuda:{LOCAL_RANK}
+    problem = problems.make(job.problem["name"], device=device, **job.problem["params"])
     network = TorchDistNetwork(int(problem.n), keep_rounds=job.keep_rounds, watchdog=session.watchdog)
     if faults is None:
         faults = Faults.from_env(network.rank)
@@ -178,5 +180,6 @@ def execute(job: Job, session: Any, *, faults: Faults | None = None) -> Distribu
     ledger = network.merged_ledger()
     history = history_of(problem, algo, rec.cols, x, status, rec.f_star, ledger, source=source, mult=mult,
                          iterations=job.iterations, target=job.target, bits_budget=job.bits_budget,
-                         record_every=job.record_every, x0=x0, network=network.describe())
+                         record_every=job.record_every, x0=x0, network=network.describe(),
+                         device=str(problem.device))
     return DistributedRun(history, ledger, network.world, resumed_from, dict(network.wire))

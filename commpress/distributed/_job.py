@@ -36,6 +36,10 @@ class Job:
     ``participation`` is :func:`commpress.simulate`'s (a sampler spec: ``"nice:4"``, a dict, or None).
     ``checkpoint_dir`` (every ``checkpoint_every`` rounds, and at the end) and ``metrics_csv``
     (rank 0 appends one line per recorded round, flushed) are optional.
+    ``device``: where every rank computes: None (default, the CPU), ``"cpu"``, ``"cuda"`` (under
+    torchrun each rank takes ``cuda:{LOCAL_RANK}``, one GPU per rank of a machine) or
+    ``"cuda:<k>"`` (every rank that one). The collectives stay on gloo: payload bytes and
+    control values cross through the CPU, as on a CPU-only run.
     """
 
     problem: dict[str, Any]
@@ -55,9 +59,15 @@ class Job:
     checkpoint_every: int | None = None
     metrics_csv: str | None = None
     participation: Any = None
+    device: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "problem", problem_spec(self.problem))
+        if self.device is not None and not isinstance(self.device, str):
+            raise ConfigError(
+                f"a distributed run needs device as a string (\"cpu\", \"cuda\", \"cuda:<k>\") or None; got "
+                f"{type(self.device).__name__} {self.device!r}."
+            )
         if not isinstance(self.algorithm, str):
             raise ConfigError(f"a distributed run needs the algorithm's registered name; got {type(self.algorithm).__name__}.")
         for name in ("compressor", "downlink_compressor"):
@@ -97,7 +107,8 @@ class Job:
         data = self.to_dict()
         for key in ("checkpoint_dir", "checkpoint_every", "metrics_csv"):
             data.pop(key)
-        if data.get("participation") is None:  # the fingerprints of jobs written before the field existed
-            data.pop("participation", None)
+        for key in ("participation", "device"):  # the fingerprints of jobs written before these fields existed
+            if data.get(key) is None:
+                data.pop(key, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -26,6 +26,9 @@ For methods that do not form a product, list them as ``[[methods]]`` tables (``a
 (always), ``bits_budget`` (uplink bits per client) and ``target`` (on ||grad f||^2), whichever comes
 first. The stepsize is ``stepsize_multiplier x`` the method's theoretical stepsize (or
 ``x run.stepsize`` when given); per method the report keeps the best multiplier (``run.select``).
+``device = "cuda"`` (or ``"cuda:1"``; default ``"cpu"`` when absent) in ``[run]`` runs every run's
+problem and method state on that device (``commpress run --device`` overrides it); it is where the
+runs compute, not what they compute, so it is not part of the run ids.
 
 Your own data: ``[problem] dataset = "path/to/file"``, a LibSVM file or an ``.npz`` file of arrays
 ``A`` and ``b`` (written by ``commpress.datasets.save_npz(path, A, b)``). TOML cannot hold arrays,
@@ -173,6 +176,21 @@ class RunConfig(_Table):
     record_every: int = Field(1, ge=1)
     select: Literal["auto", "bits_to_target", "final_grad_norm_sq"] = "auto"
     participation: str | dict[str, Any] | None = None
+    #: Where every run computes: None (the CPU), "cpu", "cuda" or "cuda:<k>" (checked when loaded).
+    device: str | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from commpress._device import resolve_device
+
+        try:
+            resolve_device(v, "run.device")
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        return v.strip()
 
     @field_validator("participation")
     @classmethod

@@ -40,8 +40,8 @@ CHECKPOINTS = "checkpoints"
 _END, _ABORT = -1, -2
 
 
-def job_of(spec: RunSpec, folder: Path | None, checkpoint_every: int | None) -> Job:
-    """The distributed :class:`~commpress.distributed.Job` of a sweep's run."""
+def job_of(spec: RunSpec, folder: Path | None, checkpoint_every: int | None, device: str | None = None) -> Job:
+    """The distributed :class:`~commpress.distributed.Job` of a sweep's run (on ``device``, see ``Job.device``)."""
     return Job(problem=spec.problem, algorithm=spec.algorithm, compressor=compressor_arg(spec.compressor),
                downlink_compressor=compressor_arg(spec.downlink_compressor), iterations=spec.iterations,
                seed=spec.seed, stepsize=spec.stepsize, stepsize_multiplier=spec.stepsize_multiplier,
@@ -49,7 +49,7 @@ def job_of(spec: RunSpec, folder: Path | None, checkpoint_every: int | None) -> 
                params=dict(spec.params),
                checkpoint_dir=None if folder is None else str(folder),
                checkpoint_every=checkpoint_every if folder is not None else None,
-               metrics_csv=None if folder is None else str(folder / "metrics.csv"))
+               metrics_csv=None if folder is None else str(folder / "metrics.csv"), device=device)
 
 
 def output_of(history) -> RunOutput:
@@ -67,11 +67,12 @@ def output_of(history) -> RunOutput:
 
 def run_sweep(config: Any = None, *, out: str | Path | None = None, quiet: bool = False, plots: bool = True,
               timeout: float = DEFAULT_TIMEOUT, checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
-              session: Session | None = None) -> SweepResult | None:
+              session: Session | None = None, device: str | None = None) -> SweepResult | None:
     """Run a sweep as one rank of a torch.distributed run (torchrun's environment).
 
     Every rank calls it with the same arguments; rank 0 returns the :class:`SweepResult`, the
-    others None. ``checkpoint_every=None`` (or 0): no checkpoints.
+    others None. ``checkpoint_every=None`` (or 0): no checkpoints. ``device``: None takes the
+    config's ``[run] device``; ``"cuda"`` puts rank r on ``cuda:{LOCAL_RANK}`` (``Job.device``).
     """
     torch.set_num_threads(1)  # every replica computes the server's update identically (and like the simulator)
     keep_freed_memory()  # this process is a rank: reuse large buffers across rounds (commpress._malloc)
@@ -80,10 +81,11 @@ def run_sweep(config: Any = None, *, out: str | Path | None = None, quiet: bool 
     every = checkpoint_every or None
     try:
         cfg = load_config(config)
+        device = device if device is not None else cfg.run.device
         unique = list({s.run_id: s for s in expand(cfg, methods(cfg))}.values())
         out_dir = Path(out) if out is not None else default_out(cfg)
-        result = _lead(cfg, unique, out_dir, quiet, plots, every, session) if session.rank == 0 \
-            else _follow(unique, out_dir, every, session)
+        result = _lead(cfg, unique, out_dir, quiet, plots, every, session, device) if session.rank == 0 \
+            else _follow(unique, out_dir, every, session, device)
     except BaseException as err:
         session.fail(f"{type(err).__name__}: {err}")
         raise
@@ -102,13 +104,13 @@ def _folder(out_dir: Path, spec: RunSpec, every: int | None) -> Path | None:
 
 
 def _lead(cfg, unique: list[RunSpec], out_dir: Path, quiet: bool, plots: bool, every: int | None,
-          session: Session) -> SweepResult:
+          session: Session, device: str | None = None) -> SweepResult:
     index = {s.run_id: i for i, s in enumerate(unique)}
 
     def runner(spec: RunSpec) -> RunOutput:
         _signal(session, index[spec.run_id])
         folder = _folder(out_dir, spec, every)
-        run = execute(job_of(spec, folder, every), session)
+        run = execute(job_of(spec, folder, every, device), session)
         if run.resumed_from is not None and not quiet:
             print(f"run {spec.run_id} ({spec.label}) resumed from its checkpoint of round {run.resumed_from}",
                   file=sys.stderr)
@@ -129,7 +131,8 @@ def _lead(cfg, unique: list[RunSpec], out_dir: Path, quiet: bool, plots: bool, e
     return result
 
 
-def _follow(unique: list[RunSpec], out_dir: Path, every: int | None, session: Session) -> None:
+def _follow(unique: list[RunSpec], out_dir: Path, every: int | None, session: Session,
+            device: str | None = None) -> None:
     while True:
         i = _signal(session, 0)
         if i == _END:
@@ -142,4 +145,4 @@ def _follow(unique: list[RunSpec], out_dir: Path, every: int | None, session: Se
                 "hold the same config (give every rank the same CONFIG file)."
             )
         spec = unique[i]
-        execute(job_of(spec, _folder(out_dir, spec, every), every), session)
+        execute(job_of(spec, _folder(out_dir, spec, every), every, device), session)

@@ -69,11 +69,14 @@ def _problem(blob: str):
     return problems.make(data["name"], **data["params"])
 
 
-def simulate_run(spec: RunSpec) -> RunOutput:
-    """The default way to execute a run: :func:`commpress.simulate`."""
+def simulate_run(spec: RunSpec, device: str | None = None) -> RunOutput:
+    """The default way to execute a run: :func:`commpress.simulate` (on ``device``: None or
+    ``"cpu"``, ``"cuda"``, ``"cuda:<k>"``; see :func:`run`)."""
     from commpress.simulate import simulate
 
     problem = _problem(json.dumps(spec.problem, sort_keys=True))
+    if device is not None:
+        problem = _problem_on(problem, device)
     hist = simulate(
         problem, spec.algorithm, compressor=compressor_arg(spec.compressor), iterations=spec.iterations,
         seed=spec.seed, stepsize=spec.stepsize, stepsize_multiplier=spec.stepsize_multiplier, target=spec.target,
@@ -88,6 +91,18 @@ def simulate_run(spec: RunSpec) -> RunOutput:
         columns["dist_sq"] = hist.dist_sq.tolist()
     return RunOutput(columns, {"status": hist.status, "stepsize": float(hist.stepsize), "f_star": hist.f_star,
                                "params": _plain(hist.params)})
+
+
+_ON_DEVICE: dict[tuple[int, str], Any] = {}
+
+
+def _problem_on(problem: Any, device: str):
+    """``problem`` moved to ``device``, kept for the next runs of the sweep (one copy per device)."""
+    key = (id(problem), device)
+    if key not in _ON_DEVICE:
+        _ON_DEVICE.clear()  # one moved problem at a time (a GPU's memory)
+        _ON_DEVICE[key] = (problem, problem.to(device))  # the source is kept alive: its id stays unique
+    return _ON_DEVICE[key][1]
 
 
 def _plain(v: Any) -> Any:
@@ -155,6 +170,7 @@ def run(
     quiet: bool = False,
     plots: bool = True,
     runner: Callable[[RunSpec], RunOutput] | None = None,
+    device: str | None = None,
 ) -> SweepResult:
     """Run a sweep (a config path, dict or :class:`Config`; None: the built-in main experiment).
 
@@ -164,10 +180,18 @@ def run(
         quiet: no progress bar or messages (CI).
         plots: write the PNGs of ``[plot]`` after the sweep.
         runner: executes one run (default :func:`simulate_run`); must be picklable for ``jobs > 1``.
+        device: where the runs compute, ``"cpu"``, ``"cuda"`` or ``"cuda:<k>"``; None (default) takes
+            the config's ``[run] device`` (absent: the CPU). Not part of the run ids: a sweep resumed
+            on another device keeps its finished runs. Applies to the default runner only.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs must be an integer >= 1; got jobs={jobs!r}.")
     cfg = load_config(config)
+    if device is not None:
+        from commpress._device import resolve_device
+
+        resolve_device(device, "device")  # before any work: a bad --device is one line
+    device = device if device is not None else cfg.run.device
     check(cfg)
     method_list = methods(cfg)
     specs = expand(cfg, method_list)
@@ -192,7 +216,9 @@ def run(
     done = len(unique) - len(pending)
     if done and not quiet:
         print(f"resuming {out_dir}: {done} of {len(unique)} runs already done", file=sys.stderr)
-    _execute_all(pending, runs_dir, runner or simulate_run, jobs, quiet, total=len(unique), initial=done,
+    if runner is None:
+        runner = simulate_run if device is None else functools.partial(simulate_run, device=device)
+    _execute_all(pending, runs_dir, runner, jobs, quiet, total=len(unique), initial=done,
                  desc=cfg.name or "sweep")
 
     runs = {s.run_id: store.load_run(runs_dir / s.run_id) for s in unique}

@@ -343,7 +343,14 @@ class TorchDistNetwork(Network):
             if scale is not None:
                 return latest.full if scale == 1.0 else scale * latest.full
         self.wire["dense"] += max(self.counts) * (rows[0].numel() if rows.numel() else 0) * rows.element_size()
-        return self._call(f"{what} over clients (dense rows)", lambda: gather_rows(rows, self.counts, self.group))
+        return self._call(f"{what} over clients (dense rows)", lambda: self._gather_rows(rows))
+
+    def _gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """:func:`gather_rows` on the rows' device; through the CPU where the group's backend cannot
+        gather there (gloo and CUDA tensors), the result back on the rows' device."""
+        if rows.device.type == "cpu" or dist.get_backend(self.group) != "gloo":
+            return gather_rows(rows, self.counts, self.group)
+        return gather_rows(rows.cpu(), self.counts, self.group).to(rows.device)
 
     def _common_scale(self, entry: _Uplink, rows: torch.Tensor, what: str) -> float | None:
         """``s`` with ``rows == s * entry.local`` exactly on every rank, or None.

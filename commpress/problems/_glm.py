@@ -148,8 +148,9 @@ class LinearModel(Problem):
 
     def x0(self) -> torch.Tensor:
         if self.start == "zeros":
-            return torch.zeros(self.d, dtype=self.dtype)
-        return torch.randn(self.d, generator=shared_generator(self.seed, "problems/x0"), dtype=torch.float64).to(self.dtype)
+            return torch.zeros(self.d, dtype=self.dtype, device=self.device)
+        x = torch.randn(self.d, generator=shared_generator(self.seed, "problems/x0"), dtype=torch.float64)
+        return x.to(device=self.device, dtype=self.dtype)  # drawn on the CPU: the same start on every device
 
     @staticmethod
     def _margins(F: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -195,11 +196,12 @@ class LinearModel(Problem):
         r = self.n if rows is None else rows.numel()
         if S.shape != (r, self._weights.shape[1]):
             raise InputError(f"scalar table must have shape {(r, self._weights.shape[1])}; got {tuple(S.shape)}.")
+        S = S.to(device=self._weights.device, dtype=self.dtype)
         if rows is not None:
-            full = torch.zeros(self._weights.shape, dtype=self.dtype)
-            full[rows] = S.to(self.dtype)
+            full = torch.zeros(self._weights.shape, dtype=self.dtype, device=self._weights.device)
+            full[rows] = S
             S = full
-        out = torch.bmm((S.to(self.dtype) * self._weights)[:, None, :], self.data.features).squeeze(1)
+        out = torch.bmm((S * self._weights)[:, None, :], self.data.features).squeeze(1)
         return out if rows is None else out[rows]
 
     # ---- second order (problems with ``_d2phi`` and ``_reg_hessian_diag``)
@@ -227,7 +229,8 @@ class LinearModel(Problem):
         r""":math:`\nabla^2 f_i(x)\,v` without forming the matrices, ``(rows, d)`` (``v`` ``(d,)``): O(n m d)."""
         sel, xf, w = self._hessian_weights(x, clients)
         F = self.data.features
-        Fv = F @ v.to(F.dtype)
+        v = v.to(device=F.device, dtype=F.dtype)
+        Fv = F @ v
         return sel(torch.bmm((w * Fv)[:, None, :], F).squeeze(1) + self._reg_hessian_diag(xf) * v)
 
     # ---- per-sample oracles: like the full oracles, every client's row is computed (index 0 for
@@ -235,7 +238,7 @@ class LinearModel(Problem):
     def _full_index(self, index: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         if rows is None:
             return index
-        full = torch.zeros((self.n, *index.shape[1:]), dtype=torch.int64)
+        full = torch.zeros((self.n, *index.shape[1:]), dtype=torch.int64, device=index.device)
         full[rows] = index
         return full
 
@@ -245,7 +248,7 @@ class LinearModel(Problem):
         index = self._index(index, rows)
         xf = self._full_point(x, rows)
         idx = self._full_index(index[:, None] if index.dim() == 1 else index, rows)
-        ar = torch.arange(self.n)[:, None]
+        ar = torch.arange(self.n, device=idx.device)[:, None]
         A, t = self.data.features[ar, idx], self.data.targets[ar, idx]
         z = (A * (xf if xf.dim() == 1 else xf[:, None, :])).sum(-1)
         sel = (lambda T: T) if rows is None else (lambda T: T[rows])
@@ -255,7 +258,7 @@ class LinearModel(Problem):
         """The rows :math:`a_{i,index}`: ``(rows, d)`` or ``(rows, k, d)``."""
         rows = self._rows(clients)
         index = self._index(index, rows)
-        r = torch.arange(self.n) if rows is None else rows
+        r = torch.arange(self.n, device=index.device) if rows is None else rows
         A = self.data.features[r[:, None], index[:, None] if index.dim() == 1 else index]
         return A[:, 0] if index.dim() == 1 else A
 
@@ -289,15 +292,16 @@ class LinearModel(Problem):
 
     # ---- helpers for constants
     def _grams(self) -> torch.Tensor:
-        """:math:`A_i^\\top A_i / m_i`, ``(n, d, d)`` float64, cached."""
+        """:math:`A_i^\\top A_i / m_i`, ``(n, d, d)`` float64 on the CPU (constants: the same on every
+        device), cached."""
         if "grams" not in self._cache:
-            F = self.data.features.to(torch.float64)
-            m = self.data.counts.to(torch.float64)
+            F = self.data.features.to(device="cpu", dtype=torch.float64)
+            m = self.data.counts.to(device="cpu", dtype=torch.float64)
             self._cache["grams"] = torch.bmm(F.transpose(1, 2), F) / m[:, None, None]
         return self._cache["grams"]
 
     def _row_norm2_max(self) -> float:
-        return float(self.data.features.to(torch.float64).pow(2).sum(-1).max())
+        return float(self.data.features.to(device="cpu", dtype=torch.float64).pow(2).sum(-1).max())
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -312,15 +316,17 @@ def lambda_max(M: torch.Tensor) -> torch.Tensor:
 
 
 def newton_optimum(problem: LinearModel, hess_weights, *, tol: float = 1e-10, max_iter: int = 100) -> tuple[float, torch.Tensor, float]:
-    """Damped Newton on f (float64) from 0: returns (f*, x*, ||∇f(x*)||).
+    """Damped Newton on f (float64, on the CPU whatever the problem's device) from 0: returns
+    (f*, x*, ||∇f(x*)||), x* on the CPU.
 
     ``hess_weights(z, t) -> (n, m_max)`` gives :math:`\\phi''` per row; the regulariser's Hessian
     is ``problem._reg_hessian_diag(x)``. Armijo backtracking keeps every step a descent step.
     """
-    F = problem.data.features.to(torch.float64)
+    cpu = dict(device="cpu", dtype=torch.float64)
+    F = problem.data.features.to(**cpu)
     n, m_max, d = F.shape
-    w = problem._weights.to(torch.float64) / n
-    t = problem.data.targets.to(torch.float64)
+    w = problem._weights.to(**cpu) / n
+    t = problem.data.targets.to(**cpu)
     flat = F.reshape(n * m_max, d)
 
     def value_grad(x: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:

@@ -15,7 +15,11 @@ Conventions shared by every oracle:
   The built-in problems compute every client's row and select (see :meth:`Problem._full_point`),
   so a subset's rows are bit-identical to the same rows of the full call; the tridiagonal
   quadratics compute only the requested rows, which is bit-identical too (elementwise per row).
-- Results have the problem's ``dtype``; inputs of another float dtype are converted.
+- Results have the problem's ``dtype`` and live on the problem's ``device`` (:attr:`Problem.device`,
+  moved with :meth:`Problem.to` or ``make(..., device=)``); inputs of another float dtype or on
+  another device are converted. Seeded draws (starting points, sample indices, noise) are made on
+  the CPU and moved, so they are the same on every device; constants (``smoothness()``) and the
+  optimum are computed on the CPU (x* is then moved), so theoretical stepsizes do not depend on it.
 - Finite sums: client ``i`` has ``m_i = num_samples()[i]`` samples numbered ``0..m_i-1``;
   ``f_i = (1/m_i) sum_j f_ij``. Index tensors are ``(rows,)`` (one sample per client) or
   ``(rows, k)`` (k samples per client).
@@ -23,11 +27,14 @@ Conventions shared by every oracle:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
 
+from commpress._device import resolve_device
 from commpress.errors import ConfigError, InputError, InputTypeError
 
 
@@ -115,6 +122,13 @@ class Problem:
     :math:`\|x^t-x^\star\|^2`), ``describe`` (adds ``self.params`` if set). Finite sums add
     ``num_samples`` and ``sample_grads`` (the stochastic and variance-reduced methods use them).
 
+    **Devices.** :attr:`device` is where the problem's tensors live (the device of its tensor
+    attributes; the CPU when it has none); ``problem.to("cuda")`` returns a copy with every tensor
+    attribute moved (tensors inside dicts, lists, tuples and dataclasses such as the client data
+    included), and ``make(name, ..., device="cuda")`` builds it there. The oracles create what they
+    need on ``self.device``, so one code path serves every device; a problem holding tensors
+    elsewhere (inside closures, say) overrides :meth:`to`.
+
     A per-client quadratic :math:`f_i(x) = \tfrac12 x^\top A_ix - b_i^\top x` with given ``A``
     ``(n, d, d)`` and ``b`` ``(n, d)`` (``examples/my_problem.py`` runs it)::
 
@@ -156,10 +170,50 @@ class Problem:
     d: int
     dtype: torch.dtype = torch.float64
 
+    # ---- device
+    @property
+    def device(self) -> torch.device:
+        """The device of the problem's tensors (set by :meth:`to`; else the device of its first
+        tensor attribute; the CPU when it holds none)."""
+        dev = self.__dict__.get("_device")
+        if dev is not None:
+            return dev
+        for key, value in self.__dict__.items():
+            t = None if key == "_cache" else _first_tensor(value)  # cached constants stay on the CPU
+            if t is not None:
+                return t.device
+        return torch.device("cpu")
+
+    def to(self, device: Any) -> "Problem":
+        """This problem on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a :class:`torch.device`).
+
+        Returns ``self`` when it is already there, else a shallow copy whose tensor attributes
+        (also inside dicts, lists, tuples and dataclasses such as :class:`ClientData`) are moved;
+        dtypes are kept; the cache of constants (``self._cache``: smoothness, Gram matrices, x*)
+        is copied as it is, on the CPU.
+        The copy gives the same iterates up to the device's rounding of reductions (seeded draws
+        are made on the CPU and moved). An unknown device, or CUDA where none is visible, raises
+        :class:`~commpress.errors.ConfigError`.
+        """
+        dev = resolve_device(device, f"{self.name or type(self).__name__}.to")
+        if dev is None:
+            return self
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        if dev == self.device:
+            return self
+        other = copy.copy(self)
+        # every tensor attribute moved; the cache of constants (Gram matrices, x*) is copied as it
+        # is: the constants stay on the CPU and the oracles move what they return (optimum())
+        other.__dict__.update({k: (dict(v) if k == "_cache" and isinstance(v, dict) else _move(v, dev))
+                               for k, v in self.__dict__.items()})
+        other._device = dev
+        return other
+
     # ---- deterministic oracles
     def x0(self) -> torch.Tensor:
         """The default starting point, ``(d,)``."""
-        return torch.zeros(self.d, dtype=self.dtype)
+        return torch.zeros(self.d, dtype=self.dtype, device=self.device)
 
     def client_losses(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
         """f_i(x) for every client, ``(n,)``."""
@@ -202,7 +256,7 @@ class Problem:
         if m is None:
             raise NotImplementedError(f"{self.name or type(self).__name__} is not a finite sum")
         batch_size = _check_batch(batch_size)
-        u = torch.rand((self.n, batch_size), generator=generator, dtype=torch.float64)
+        u = torch.rand((self.n, batch_size), generator=generator, dtype=torch.float64).to(m.device)
         index = torch.minimum((u * m[:, None]).long(), m[:, None] - 1)
         return index if clients is None else index[self._rows(clients)]
 
@@ -260,10 +314,10 @@ class Problem:
                 f"clients must lie in [0, {self.n - 1}]; got values from {int(clients.min())} to "
                 f"{int(clients.max())}."
             )
-        return clients
+        return clients.to(self.device)
 
     def _point(self, x: torch.Tensor, rows: int) -> torch.Tensor:
-        """``x`` as ``(d,)`` or ``(rows, d)`` in the problem's dtype, shape-checked."""
+        """``x`` as ``(d,)`` or ``(rows, d)`` in the problem's dtype, on its device, shape-checked."""
         if not isinstance(x, torch.Tensor):
             raise InputTypeError(f"x must be a torch.Tensor; got {type(x).__name__}. Use torch.as_tensor(x).")
         if not x.is_floating_point():
@@ -273,7 +327,7 @@ class Problem:
                 f"x must have shape ({self.d},) (one point) or ({rows}, {self.d}) (one point per "
                 f"client); got {tuple(x.shape)}."
             )
-        return x.to(self.dtype)
+        return x.to(device=self.device, dtype=self.dtype)
 
     def _full_point(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         """``x`` for all n clients: per-client points of a subset are placed in an ``(n, d)`` zero matrix.
@@ -284,8 +338,8 @@ class Problem:
         """
         if rows is None or x.dim() == 1:
             return x
-        full = torch.zeros((self.n, self.d), dtype=x.dtype)
-        full[rows] = x
+        full = torch.zeros((self.n, self.d), dtype=x.dtype, device=x.device)
+        full[rows.to(x.device)] = x
         return full
 
     def _index(self, index: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
@@ -296,7 +350,8 @@ class Problem:
         index = torch.as_tensor(index)
         if index.is_floating_point() or index.dtype == torch.bool:
             raise InputTypeError(f"sample index must be an integer tensor; got dtype {index.dtype}.")
-        mr = m if rows is None else m[rows]
+        index = index.to(m.device)
+        mr = m if rows is None else m[rows.to(m.device)]
         if index.dim() not in (1, 2) or index.shape[0] != mr.shape[0]:
             raise InputError(
                 f"sample index must have shape ({mr.shape[0]},) or ({mr.shape[0]}, k); got "
@@ -310,6 +365,38 @@ class Problem:
                 f"num_samples() (min m_i = {int(mr.min())}); got max index {int(index.max())}."
             )
         return index
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    """The first tensor in ``value`` (a tensor, or one level of dict / list / tuple / dataclass), or None."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, (type, Smoothness)):
+        items = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    else:
+        return None
+    return next((v for v in items if isinstance(v, torch.Tensor)), None)
+
+
+def _move(value: Any, device: torch.device) -> Any:
+    """``value`` with every tensor moved to ``device`` (through dicts, lists, tuples and dataclasses;
+    :class:`Smoothness` and other objects are returned as they are)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _move(v, device) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_move(v, device) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_move(v, device) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, (type, Smoothness)):
+        moved = {f.name: _move(getattr(value, f.name), device) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **moved)
+    return value
 
 
 def _check_batch(batch_size: int) -> int:

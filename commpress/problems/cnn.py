@@ -164,7 +164,7 @@ class CNN(MLP):
         for k, fan in enumerate(fans):
             size = math.prod(self.shapes[2 * k]) + math.prod(self.shapes[2 * k + 1])
             parts.append((2 * torch.rand(size, generator=g, dtype=torch.float64) - 1) / math.sqrt(fan))
-        return torch.cat(parts).to(self.dtype)
+        return torch.cat(parts).to(device=self.device, dtype=self.dtype)  # drawn on the CPU: the same on every device
 
     # ---- forward
     def _logits(self, X: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
@@ -203,10 +203,10 @@ class CNN(MLP):
         x = self._full_point(self._point(x, self.n if rows is None else rows.numel()), rows)
         index = self._index(index, rows)
         if rows is not None:
-            full = torch.zeros((self.n, index.shape[1]), dtype=torch.int64)
+            full = torch.zeros((self.n, index.shape[1]), dtype=torch.int64, device=index.device)
             full[rows] = index
             index = full
-        ar = torch.arange(self.n)[:, None]
+        ar = torch.arange(self.n, device=index.device)[:, None]
         Xs, ys = self.data.features[ar, index], self.data.targets[ar, index]
         P = (x.expand(self.n, self.d) if x.dim() == 1 else x).detach().clone().requires_grad_(True)
         with torch.enable_grad():

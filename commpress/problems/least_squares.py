@@ -93,11 +93,14 @@ class LeastSquares(LinearModel):
         return torch.full_like(x, self.l2)
 
     def hessians(self, x: torch.Tensor | None = None, *, clients: torch.Tensor | None = None) -> torch.Tensor:
-        """The client Hessians :math:`A_i^\\top A_i/m_i + \\lambda_2 I`, ``(rows, d, d)`` float64 (constant:
-        ``x`` is accepted for the second-order interface and ignored)."""
-        H = self._grams() + self.l2 * torch.eye(self.d, dtype=torch.float64)
+        """The client Hessians :math:`A_i^\\top A_i/m_i + \\lambda_2 I`, ``(rows, d, d)`` float64 on the
+        problem's device (constant: ``x`` is accepted for the second-order interface and ignored)."""
+        H = self._hessians_cpu().to(self.device)
         rows = self._rows(clients)
         return H if rows is None else H[rows]
+
+    def _hessians_cpu(self) -> torch.Tensor:
+        return self._grams() + self.l2 * torch.eye(self.d, dtype=torch.float64)
 
     def smoothness_matrices(self) -> torch.Tensor:
         r""":math:`\mathbf L_i = A_i^\top A_i/m_i + \lambda_2 I` (the constant Hessians), ``(n, d, d)`` float64; exact."""
@@ -105,7 +108,7 @@ class LeastSquares(LinearModel):
 
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:
-            c = dense_constants(self.hessians())
+            c = dense_constants(self._hessians_cpu())  # on the CPU: the same constants on every device
             c["mu"] = max(c["mu"], 0.0)
             self._cache["smooth"] = Smoothness(
                 exact=True, notes="exact (constant Hessians, eigen-solves)",
@@ -115,10 +118,11 @@ class LeastSquares(LinearModel):
 
     def optimum(self) -> tuple[float, torch.Tensor] | None:
         if "opt" not in self._cache:
-            F = self.data.features.to(torch.float64)
-            t = self.data.targets.to(torch.float64)
-            w = self._weights.to(torch.float64)
-            A_bar = self.hessians().mean(0)
+            cpu = dict(device="cpu", dtype=torch.float64)  # x* on the CPU (the same on every device), then moved
+            F = self.data.features.to(**cpu)
+            t = self.data.targets.to(**cpu)
+            w = self._weights.to(**cpu)
+            A_bar = self._hessians_cpu().mean(0)
             b_bar = torch.einsum("nmd,nm->d", F, t * w) / self.n
             evals, evecs = torch.linalg.eigh(A_bar)
             cut = evals.max() * self.d * torch.finfo(torch.float64).eps
@@ -127,4 +131,4 @@ class LeastSquares(LinearModel):
             val = float((0.5 * (F @ x - t) ** 2 * w).sum() / self.n + 0.5 * self.l2 * x @ x)
             self._cache["opt"] = (val, x)
         val, x = self._cache["opt"]
-        return val, x.to(self.dtype, copy=True)
+        return val, x.to(device=self.device, dtype=self.dtype, copy=True)

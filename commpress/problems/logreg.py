@@ -136,7 +136,8 @@ class LogReg(_Logistic):
         return self._cache["smooth"]
 
     def optimum(self) -> tuple[float, torch.Tensor] | None:
-        """(f*, x*) by damped Newton (||∇f(x*)|| < 1e-10 where float64 allows), cached."""
+        """(f*, x*) by damped Newton (||∇f(x*)|| < 1e-10 where float64 allows) on the CPU, cached; x* on
+        the problem's device."""
         if "opt" not in self._cache:
             if self.l2 == 0.0:
                 warnings.warn("logreg with l2=0 may have no minimiser (separable data); Newton may stop early.",
@@ -146,5 +147,5 @@ class LogReg(_Logistic):
                 warnings.warn(f"logreg optimum: Newton stopped at ||grad f|| = {gnorm:.3g} (>= 1e-10).",
                               RuntimeWarning, stacklevel=2)
             self._cache["opt"] = (val, x)
-        val, x = self._cache["opt"]
-        return val, x.to(self.dtype, copy=True)
+        val, x = self._cache["opt"]  # x* computed on the CPU (the same on every device), then moved
+        return val, x.to(device=self.device, dtype=self.dtype, copy=True)

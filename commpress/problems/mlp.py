@@ -156,7 +156,7 @@ class MLP(Problem):
         for i, o in self.layers:
             bound = 1.0 / math.sqrt(i)
             parts.append((2 * torch.rand(i * o + o, generator=g, dtype=torch.float64) - 1) * bound)
-        return torch.cat(parts).to(self.dtype)
+        return torch.cat(parts).to(device=self.device, dtype=self.dtype)  # drawn on the CPU: the same on every device
 
     # ---- forward
     def _logits(self, X: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
@@ -214,11 +214,11 @@ class MLP(Problem):
         index = self._index(index, rows)
         idx = index[:, None] if index.dim() == 1 else index
         if rows is not None:
-            full = torch.zeros((self.n, idx.shape[1]), dtype=torch.int64)
+            full = torch.zeros((self.n, idx.shape[1]), dtype=torch.int64, device=idx.device)
             full[rows] = idx
             idx = full
         n, k = self.n, idx.shape[1]
-        ar = torch.arange(n)[:, None]
+        ar = torch.arange(n, device=idx.device)[:, None]
         X, y = self.data.features, self.data.targets
         Xs, ys = X[ar, idx].reshape(n * k, 1, -1), y[ar, idx].reshape(n * k, 1)
         base = x.expand(n, self.d) if x.dim() == 1 else x
@@ -244,21 +244,21 @@ class MLP(Problem):
         """Power-iteration estimates of ``(||∇²f_i(x)||)_i`` ``(n,)`` and ``||∇²f(x)||``."""
         x = self._point(x, self.n).detach()
         g = shared_generator(self.seed, "problems/mlp/power")
-        V = torch.randn((self.n + 1, self.d), generator=g, dtype=torch.float64).to(self.dtype)
+        V = torch.randn((self.n + 1, self.d), generator=g, dtype=torch.float64).to(device=x.device, dtype=self.dtype)
         V = V / V.norm(dim=1, keepdim=True)
         P = x.expand(self.n, self.d).clone().requires_grad_(True)
         p = x.clone().requires_grad_(True)
         with torch.enable_grad():
             (G,) = torch.autograd.grad(self._losses(P, None).sum(), P, create_graph=True)
             (g_mean,) = torch.autograd.grad(self._losses(p, None).mean(), p, create_graph=True)
-            est = torch.zeros(self.n + 1, dtype=self.dtype)
+            est = torch.zeros(self.n + 1, dtype=self.dtype, device=x.device)
             for _ in range(iters):
                 (HV,) = torch.autograd.grad((G * V[:-1]).sum(), P, retain_graph=True)
                 (hv,) = torch.autograd.grad((g_mean * V[-1]).sum(), p, retain_graph=True)
                 W = torch.cat([HV, hv[None]]).detach()
                 est = W.norm(dim=1)
                 V = W / est.clamp_min(torch.finfo(self.dtype).tiny)[:, None]
-        return est[:-1].to(torch.float64), float(est[-1])
+        return est[:-1].to(device="cpu", dtype=torch.float64), float(est[-1])
 
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:
