@@ -12,7 +12,10 @@ run and checked to produce the same iterates. Rounds include the coin, the gradi
 compression, the mean and the downlink; p = ζ/(32d) ≈ 1/32, so most rounds are CQ rounds.
 
 Usage: ``python benchmarks/simulator.py [--quick]``. Prints, per size, e.g. (this 2-core VM)
-``marina+cq n=100 d=10000: vectorised 87.4 it/s, per-client loop 15.4 it/s, ratio 5.7x``.
+``marina+cq n=100 d=10000: vectorised 87.4 it/s, per-client loop 15.4 it/s, ratio 5.7x``,
+then the cost of one MARINA+CQ round on the homogeneous quadratic at (n, d) = (100, 10^5),
+float64, one thread, as a multiple of ``X.clone()`` of the (n, d) matrix (the median ratio of
+alternating timings in the same run; issue 12's goal is 6x).
 
 What the ratio measures: a per-client call costs O(d) (the private draws jump to the client's row
 of the stream, and the quadratic computes only the requested rows), so the loop pays per-call
@@ -25,6 +28,7 @@ computed all n gradients, an O(n) waste per call that made this ratio 52x.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -100,6 +104,37 @@ def bench(n: int, d: int, iters_vec: int, iters_loop: int) -> tuple[float, float
     return vec, lp
 
 
+def round_vs_clone(n: int, d: int, rounds: int, threads: int = 1) -> float:
+    """Median over ``rounds`` of (one MARINA+CQ round) / (``X.clone()`` of an (n, d) float64 matrix),
+    timed alternately in the same run, on ``threads`` torch threads; the homogeneous quadratic
+    (noise_scale = 0), float64, p = ζ/(32 d) as above (issue 12's goal: <= 6x)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        problem = problems.make("quadratic", n_clients=n, dim=d, noise_scale=0.0, seed=0)
+        cq = cp.compressors.make("cq")
+        alg = cp.algorithms.make("marina", problem, compressor=cq, p=cq.theory(n, d).bits / (32 * d), seed=0)
+        X = torch.randn(n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        state = alg.step(alg.init())  # warm-up
+        X.clone()
+        round_t, clone_t = [], []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            state = alg.step(state)
+            round_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            X.clone()
+            clone_t.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    ratio = statistics.median(r / c for r, c in zip(round_t, clone_t))
+    print(f"marina+cq round / clone, n={n} d={d} float64 homogeneous, {threads} thread: "
+          f"round {statistics.median(round_t) * 1e3:.1f} ms, clone {statistics.median(clone_t) * 1e3:.1f} ms, "
+          f"ratio {ratio:.2f}x (median of {rounds}, alternating; goal <= 6x "
+          f"{'met' if ratio <= 6 else 'MISSED'})", flush=True)
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
@@ -108,6 +143,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
     bench(100, 10_000, iters_vec=10 * k, iters_loop=2 * k)
     bench(10, 1_000_000, iters_vec=3 * k, iters_loop=1 * k)
+    round_vs_clone(100, 100_000, rounds=3 * k + 2)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,18 @@ from typing import Any
 import torch
 
 from commpress import theory
+from commpress._malloc import empty as _empty  # the (n, d) difference: first touch through huge pages
 from commpress.algorithms._oracle import Oracle
 from commpress.algorithms.base import INIT_ROUND, Algorithm, algorithm_state, check_positive, shared_uniform
 from commpress.algorithms.registry import register
 from commpress.errors import ConfigError
+
+
+def _difference(G: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """``G - H`` in a fresh buffer through huge pages (cheap first touch of an (n, d) result)."""
+    if torch.is_grad_enabled() and (G.requires_grad or H.requires_grad):
+        return G - H
+    return torch.sub(G, H, out=_empty(G.shape, torch.result_type(G, H), G.device))
 
 
 @algorithm_state
@@ -126,7 +134,7 @@ class MARINA(Algorithm):
         if self.coin(t):
             g = self.network.mean(self._up(G, self.dense, t))
         else:
-            g = state.g + self._compressed_mean(G - state.grads, t)
+            g = state.g + self._compressed_mean(_difference(G, state.grads), t)
         return MARINAState(x=x, g=g, grads=G, t=t + 1)
 
     def coin(self, t: int) -> bool:

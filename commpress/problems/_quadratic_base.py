@@ -9,8 +9,13 @@ import numpy as np
 import torch
 
 from commpress._checks import check_dtype, check_float, check_int, check_seed
+from commpress._malloc import empty as _empty
 from commpress.problems._quadform import dense_constants, tridiag_constants, tridiag_eigenvalues
 from commpress.problems.base import Problem, Smoothness, _check_batch
+
+
+#: Rows are scaled this many entries at a time (a reused buffer, not an (n, d) temporary).
+_CHUNK = 1 << 19
 
 
 def _take(T: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -19,6 +24,33 @@ def _take(T: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     if k and int(rows[-1]) - int(rows[0]) == k - 1 and bool((rows.diff() == 1).all()):
         return T[int(rows[0]) : int(rows[0]) + k]
     return T[rows]
+
+
+def _no_grad(*tensors: torch.Tensor) -> bool:
+    """No autograd graph to record (``out=`` buffers are then allowed)."""
+    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
+
+
+def _row_dots(M: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(M * x).sum(-1)`` for ``M`` ``(rows, d)`` and ``x`` ``(d,)`` or ``(rows, d)``, the products
+    formed a few rows at a time in one reused buffer instead of an ``(rows, d)`` temporary.
+
+    The same bits: every row is the same reduction. Chunks keep >= 2 rows (a one-row sum is a full
+    reduction, which torch may split over threads)."""
+    rows, d = M.shape
+    step = max(2, _CHUNK // max(1, d))
+    bounds = list(range(0, rows, step)) + [rows]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    if len(bounds) <= 2 or not _no_grad(M, x) or not (M.is_contiguous() and x.is_contiguous()):
+        return (M * x).sum(-1)
+    dtype = torch.result_type(M, x)
+    buffer = torch.empty(max(b - a for a, b in zip(bounds, bounds[1:])), d, dtype=dtype, device=M.device)
+    out = torch.empty(rows, dtype=dtype, device=M.device)
+    for start, stop in zip(bounds, bounds[1:]):
+        part = torch.mul(M[start:stop], x if x.dim() == 1 else x[start:stop], out=buffer[: stop - start])
+        torch.sum(part, dim=-1, out=out[start:stop])
+    return out
 
 
 class _Quadratic(Problem):
@@ -52,7 +84,11 @@ class _Quadratic(Problem):
 
     def client_losses(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
         xf, sel = self._all(x, clients)
-        return sel(0.5 * (self._hess(xf, None) * xf).sum(-1) - (self.b * xf).sum(-1))
+        return sel(0.5 * _row_dots(self._hess(xf, None), xf) - self._b_dots(xf))
+
+    def _b_dots(self, x: torch.Tensor) -> torch.Tensor:
+        """``(b * x).sum(-1)``: b_i^T x of every client (``x``: ``(d,)`` or ``(n, d)``)."""
+        return _row_dots(self.b, x)
 
     def _matrices(self) -> torch.Tensor:
         raise NotImplementedError
@@ -88,7 +124,7 @@ class _Quadratic(Problem):
         G = self.client_grads(x, clients=clients)
         if self.grad_noise == 0.0:
             return G
-        noise = torch.randn((self.n, self.d), generator=generator, dtype=torch.float64)
+        noise = torch.randn((self.n, self.d), generator=generator, dtype=torch.float64).to(G.device)  # CPU draw
         rows = self._rows(clients)
         noise = noise if rows is None else noise[rows]
         return G + (self.grad_noise / math.sqrt(batch_size)) * noise.to(self.dtype)
@@ -125,7 +161,8 @@ class QuadraticProblem(_Quadratic):
         self.dtype = dtype
         self.A = A.to(dtype)
         self.b = b.to(dtype)
-        self._x0 = torch.zeros(self.d, dtype=dtype) if x0 is None else x0.to(dtype).reshape(self.d)
+        self._x0 = (torch.zeros(self.d, dtype=dtype, device=self.A.device) if x0 is None
+                    else x0.to(dtype).reshape(self.d))
         self.grad_noise = float(grad_noise)
         self.params = {"grad_noise": self.grad_noise}
         self._cache: dict = {}
@@ -146,15 +183,15 @@ class QuadraticProblem(_Quadratic):
 
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:
-            c = dense_constants(self.A)
+            c = dense_constants(self.A.cpu())  # on the CPU: the same constants on every device
             c["mu"] = max(c["mu"], 0.0)
             self._cache["smooth"] = Smoothness(exact=True, notes="exact (eigen-solves)", **c)
         return self._cache["smooth"]
 
     def optimum(self) -> tuple[float, torch.Tensor] | None:
         if "opt" not in self._cache:
-            A_bar = self.A.to(torch.float64).mean(0)
-            b_bar = self.b.to(torch.float64).mean(0)
+            A_bar = self.A.to(device="cpu", dtype=torch.float64).mean(0)  # x* on the CPU, then moved
+            b_bar = self.b.to(device="cpu", dtype=torch.float64).mean(0)
             chol, info = torch.linalg.cholesky_ex(A_bar)
             if int(info) != 0:
                 self._cache["opt"] = None
@@ -162,7 +199,7 @@ class QuadraticProblem(_Quadratic):
                 x = torch.cholesky_solve(b_bar[:, None], chol).squeeze(-1)
                 self._cache["opt"] = (float(-0.5 * (b_bar @ x)), x.to(self.dtype))
         opt = self._cache["opt"]
-        return None if opt is None else (opt[0], opt[1].clone())
+        return None if opt is None else (opt[0], opt[1].to(self.device, copy=True))
 
 
 class TridiagonalQuadratic(_Quadratic):
@@ -201,7 +238,7 @@ class TridiagonalQuadratic(_Quadratic):
 
     @staticmethod
     def _T(x: torch.Tensor) -> torch.Tensor:
-        y = 2.0 * x
+        y = torch.mul(x, 2.0, out=_empty(x.shape, x.dtype, x.device)) if _no_grad(x) else 2.0 * x
         y[..., :-1] -= x[..., 1:]
         y[..., 1:] -= x[..., :-1]
         return y
@@ -210,20 +247,73 @@ class TridiagonalQuadratic(_Quadratic):
 
     def _hess(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         alpha = self.alpha if rows is None else self.alpha[rows]
-        beta = self.beta if rows is None else self.beta[rows]
         Tx = self._T(x)  # a fresh tensor: scaled in place when it has the output's shape
-        if Tx.dim() == 1 and alpha.numel() == 1:
-            Tx = Tx.unsqueeze(0)
-        out = Tx.mul_(alpha[:, None]) if Tx.dim() == 2 else alpha[:, None] * Tx
-        return out.add_(beta[:, None] * x)  # (alpha_i T x) + (beta_i x), each product rounded once
+        if Tx.dim() == 2 and Tx.shape[0] == alpha.numel():
+            out = Tx.mul_(alpha[:, None])
+        elif _no_grad(alpha, Tx):  # one point for every row: the (rows, d) result in a fresh buffer
+            out = torch.mul(alpha[:, None], Tx, out=_empty((alpha.numel(), x.shape[-1]), x.dtype, x.device))
+        else:
+            out = alpha[:, None] * Tx
+        # + (beta_i x): each product rounded once, then added (without an (n, d) temporary of the products)
+        if x.dim() == 1 and self._uniform("beta"):  # one beta for all: the (d,) product once
+            return out.add_(self.beta[:1, None] * x)
+        beta = self.beta if rows is None else self.beta[rows]
+        step = max(1, _CHUNK // max(1, x.shape[-1]))
+        for start in range(0, out.shape[0], step):
+            part = x if x.dim() == 1 else x[start : start + step]
+            out[start : start + step].add_(beta[start : start + step, None] * part)
+        return out
+
+    def client_grads(self, x: torch.Tensor, *, clients: torch.Tensor | None = None) -> torch.Tensor:
+        # The rows of the stencil minus those of b, in place; only b's columns that are not +0
+        # are subtracted (x - (+0) is x, bit for bit): the generators' b has one such column.
+        rows = self._rows(clients)
+        out = self._hess(self._point(x, self.n if rows is None else rows.numel()), rows)
+        lo, hi = self._b_columns()
+        if hi > lo:
+            b = self.b[:, lo:hi]
+            out[:, lo:hi].sub_(b if rows is None else _take(b, rows))
+        return out
+
+    def _b_dots(self, x: torch.Tensor) -> torch.Tensor:
+        # b with one column lo not +0: b_i^T x is its product b_{i,lo} x_lo (the other terms are
+        # signed zeros, which leave a nonzero sum unchanged), unless that product is zero
+        lo, hi = self._b_columns()
+        if hi - lo == 1:
+            product = self.b[:, lo] * x[..., lo]
+            if bool((product != 0).all()):
+                return product
+        return _row_dots(self.b, x)
+
+    def _cached(self, key: str, tensor: torch.Tensor, fn: Any) -> Any:
+        """``fn(tensor)``, cached while ``tensor`` is the same object, unmodified (its version counter)."""
+        got = self._cache.get(key)
+        if got is None or got[0] is not tensor or got[1] != tensor._version:
+            got = self._cache[key] = (tensor, tensor._version, fn(tensor))
+        return got[2]
+
+    def _uniform(self, name: str) -> bool:
+        """All entries of the per-client vector ``name`` (``alpha``, ``beta``) are equal."""
+        return self._cached(f"uniform/{name}", getattr(self, name), lambda t: bool((t == t[:1]).all()))
+
+    def _b_columns(self) -> tuple[int, int]:
+        """``[lo, hi)``: the columns of b outside which every entry is +0 (``(0, 0)`` if all are)."""
+
+        def columns(b: torch.Tensor) -> tuple[int, int]:
+            used = ((b != 0) | torch.signbit(b)).any(dim=0).nonzero().flatten().tolist()
+            return (used[0], used[-1] + 1) if used else (0, 0)
+
+        return self._cached("b_columns", self.b, columns)
 
     def matrices(self) -> torch.Tensor:
         """The dense ``(n, d, d)`` matrices A_i (for checks; O(n d^2) memory)."""
-        T = 2.0 * torch.eye(self.d, dtype=self.dtype)
-        off = torch.arange(self.d - 1)
+        dev = self.alpha.device
+        T = 2.0 * torch.eye(self.d, dtype=self.dtype, device=dev)
+        off = torch.arange(self.d - 1, device=dev)
         T[off, off + 1] = -1.0
         T[off + 1, off] = -1.0
-        return self.alpha[:, None, None] * T + self.beta[:, None, None] * torch.eye(self.d, dtype=self.dtype)
+        eye = torch.eye(self.d, dtype=self.dtype, device=dev)
+        return self.alpha[:, None, None] * T + self.beta[:, None, None] * eye
 
     def _matrices(self) -> torch.Tensor:
         return self.matrices()
@@ -240,7 +330,7 @@ class TridiagonalQuadratic(_Quadratic):
 
     def smoothness(self) -> Smoothness:
         if "smooth" not in self._cache:
-            c = tridiag_constants(self.alpha, self.beta, self.d)
+            c = tridiag_constants(self.alpha.cpu(), self.beta.cpu(), self.d)  # the same on every device
             c["mu"] = max(c["mu"], 0.0)
             self._cache["smooth"] = Smoothness(exact=True, notes=self._notes(), **c)
         return self._cache["smooth"]
@@ -249,13 +339,13 @@ class TridiagonalQuadratic(_Quadratic):
         """x* = Ā^{-1} b̄ by a banded (tridiagonal) Cholesky solve, O(d) (None if Ā is not positive
         definite: its eigenvalues a λ_k(T_d) + b are known in closed form)."""
         if "opt" not in self._cache:
-            a = float(self.alpha.to(torch.float64).mean())
-            b = float(self.beta.to(torch.float64).mean())
+            a = float(self.alpha.to(device="cpu", dtype=torch.float64).mean())  # on the CPU, then moved
+            b = float(self.beta.to(device="cpu", dtype=torch.float64).mean())
             ev = a * tridiag_eigenvalues(self.d) + b
             if float(ev.min()) <= 0.0:
                 self._cache["opt"] = None
             else:
-                b_bar = self.b.to(torch.float64).mean(0)
+                b_bar = self.b.to(device="cpu", dtype=torch.float64).mean(0)
                 if self.d == 1:  # T_1 = (2): Ā is the scalar 2a + b (scipy's banded solver needs d >= 2)
                     x = b_bar / (2 * a + b)
                 else:
@@ -267,4 +357,4 @@ class TridiagonalQuadratic(_Quadratic):
                     x = torch.from_numpy(solveh_banded(bands, b_bar.numpy()))
                 self._cache["opt"] = (float(-0.5 * (b_bar @ x)), x.to(self.dtype))
         opt = self._cache["opt"]
-        return None if opt is None else (opt[0], opt[1].clone())
+        return None if opt is None else (opt[0], opt[1].to(self.device, copy=True))
