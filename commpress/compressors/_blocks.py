@@ -41,3 +41,20 @@ def check_bool(name: str, value: Any, owner: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{owner} needs {name} True or False; got {name}={value!r} ({type(value).__name__}).")
     return value
+
+
+_HOOKS = ("encode_message", "decode_message", "_encode", "_decode", "layout", "_layout", "_checked_encode")
+_OWN_HOOKS: dict[tuple[type, type], bool] = {}
+
+
+def hooks_unchanged(obj: Any, owner: type) -> bool:
+    """``type(obj)`` runs ``owner``'s message hooks: no subclass redefines encode/decode/layout.
+
+    A fused ``apply`` of ``owner`` computes ``decode(encode(X))`` its own way; a subclass that
+    changes a hook (a plugin, a test's broken variant) must take the generic path instead.
+    """
+    key = (type(obj), owner)
+    got = _OWN_HOOKS.get(key)
+    if got is None:
+        got = _OWN_HOOKS[key] = all(getattr(type(obj), h) is getattr(owner, h) for h in _HOOKS)
+    return got

@@ -211,9 +211,29 @@ class Compressor:
         ``bits`` is an int64 ``(rows,)`` tensor: exactly ``8 * len(payload)`` of each row's message.
         """
         ctx = self._context(X, seed, clients, n)
+        if self._apply_fused is not None:
+            X_hat = self._apply_fused(X, ctx)
+            if X_hat is not None:
+                return X_hat, self._bits(self.layout(ctx, None), ctx.rows)
         message = self._checked_encode(X, ctx)
         X_hat = self.decode_message(message, ctx)
         return X_hat, self._bits(self.layout(ctx, message), ctx.rows)
+
+    #: Optional fused fast path of :meth:`apply` (built-ins only; plugins leave it None).
+    #:
+    #: Contract: ``_apply_fused(X, ctx) -> Tensor | None``. ``apply`` calls it, when the class
+    #: sets it, after validating ``X`` and building ``ctx`` (``X`` finite, float32 or float64,
+    #: ``(rows, d)``; half precision was already upcast). It either returns ``None`` (take the
+    #: generic path: ``decode_message(encode_message(X, ctx), ctx)``; e.g. when a variable-length
+    #: layout needs the message, or the method has no faster path for this dtype, device or
+    #: setting) or returns ``X_hat``, which must equal that generic result **bit for bit**
+    #: (``ctx.dtype``, ``ctx.device``), raise the encoder's errors (overflowing headers,
+    #: out-of-range inputs) or return None for such inputs, and leave ``X`` unchanged. The bits are then read from
+    #: ``layout(ctx, None)``, so the layout must not depend on the message. Whether the hook uses a
+    #: compiled kernel is its own business: :func:`commpress._rng.fused_enabled` is the switch
+    #: (``COMMPRESS_COMPILE`` / :func:`commpress._rng.set_compile`), and the eager path stays the
+    #: default. ``encode`` / ``decode`` never call it.
+    _apply_fused: ClassVar[Any] = None
 
     def encode(self, X: torch.Tensor, seed: int, *, clients: Any = None, n: int | None = None) -> list[bytes]:
         """The wire messages of the rows of ``X``: one ``bytes`` per row."""

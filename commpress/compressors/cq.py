@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from commpress._rng import private_rand, shared_generator, shared_integers
-from commpress.compressors._range_quantizer import RangeQuantizer
+from commpress.compressors._range_quantizer import RangeQuantizer, plain, remember
 from commpress.compressors.base import CompressorTheory, Context
 from commpress.compressors.registry import register
 
@@ -23,11 +23,17 @@ def correlated_thresholds(
     (default: the CPU): :math:`h` and :math:`\gamma` are drawn there, :math:`\sigma` (O(n)) on the
     CPU and moved.
     """
+    sig, shift = _shared_parts(seed, n, d, rows, dtype, tag, device)
+    gamma = private_rand(seed, f"{tag}/gamma", n, (d,), rows, dtype=dtype, device=device)
+    return stratified_thresholds_(gamma, sig, shift.unsqueeze(0), n)
+
+
+def _shared_parts(seed: int, n: int, d: int, rows: torch.Tensor | None, dtype: torch.dtype, tag: str,
+                  device: torch.device | str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigma of the rows ``(rows,)``, h ``(d,)``) of :func:`correlated_thresholds`, as ``dtype``."""
     sigma = torch.randperm(n, generator=shared_generator(seed, f"{tag}/sigma")).to(device=device, dtype=dtype)
     shift = shared_integers(seed, f"{tag}/shift", n, d, device).to(dtype)
-    gamma = private_rand(seed, f"{tag}/gamma", n, (d,), rows, dtype=dtype, device=device)
-    sig = sigma if rows is None else sigma[rows.to(sigma.device)]
-    return stratified_thresholds_(gamma, sig, shift.unsqueeze(0), n)
+    return (sigma if rows is None else sigma[rows.to(sigma.device)]), shift
 
 
 def stratified_thresholds_(
@@ -90,9 +96,21 @@ class CQ(RangeQuantizer):
         return correlated_thresholds(ctx.seed, ctx.n, ctx.d, None if ctx.is_full else ctx.clients, ctx.dtype,
                                      device=ctx.device)
 
+    def _fused_thresholds(self, ctx: Context) -> tuple[str, tuple[torch.Tensor, ...]] | None:
+        if not plain(self, CQ, ("_thresholds",)):
+            return None
+        sig, shift = _shared_parts(ctx.seed, ctx.n, ctx.d, None if ctx.is_full else ctx.clients, ctx.dtype, "cq",
+                                   ctx.device)
+        # stratified_thresholds_ multiplies by the Python float 1/n, i.e. by 1/n rounded to the dtype
+        inv = torch.full((1, 1), 1.0 / ctx.n, dtype=ctx.dtype, device=ctx.device)
+        return "cq/gamma", (sig.unsqueeze(1), shift.unsqueeze(0), inv)
+
     def theory(self, n: int, d: int) -> CompressorTheory:
         s2 = self.levels**2
         return self._base_theory(
             n, d, "correlated",
             {"A_homogeneous": d / (n * n * s2), "A_paper": d / (4 * n * n * s2), "A_paper_iq": d / (4 * n * s2)},
         )
+
+
+remember(CQ, ("_thresholds",))

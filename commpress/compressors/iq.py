@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from commpress._rng import private_rand
-from commpress.compressors._range_quantizer import RangeQuantizer
+from commpress.compressors._range_quantizer import RangeQuantizer, plain, remember
 from commpress.compressors.base import CompressorTheory, Context
 from commpress.compressors.registry import register
 
@@ -41,5 +41,11 @@ class IQ(RangeQuantizer):
         return private_rand(ctx.seed, "iq/u", ctx.n, (ctx.d,), None if ctx.is_full else ctx.clients, dtype=ctx.dtype,
                             device=ctx.device)
 
+    def _fused_thresholds(self, ctx: Context) -> tuple[str, tuple[torch.Tensor, ...]] | None:
+        return ("iq/u", ()) if plain(self, IQ, ("_thresholds",)) else None
+
     def theory(self, n: int, d: int) -> CompressorTheory:
         return self._base_theory(n, d, "unbiased", {"A_paper": d / (4 * n * self.levels**2), "independent": True})
+
+
+remember(IQ, ("_thresholds",))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from commpress._malloc import empty as _empty
 from commpress._rng import shared_generator
 from commpress.compressors._blocks import check_bool, group_sizes, group_starts, locate
 from commpress.compressors._checks import check_float_bits
@@ -150,9 +151,12 @@ class PermK(Compressor):
         values = message["values"].to(device=ctx.device, dtype=ctx.dtype)
         if values.shape[1] < idx.shape[1]:  # a decode of only the short rows: pad
             values = torch.nn.functional.pad(values, (0, idx.shape[1] - values.shape[1]))
-        out = torch.zeros(ctx.rows, ctx.d + 1, dtype=ctx.dtype, device=ctx.device)
-        out.scatter_(1, idx, values[:, : idx.shape[1]] * scale)
-        return out[:, : ctx.d].contiguous()
+        values = values[:, : idx.shape[1]] * scale
+        dummy = idx == ctx.d  # the slot past a short row's count: send it to the row's first kept
+        if bool(dummy.any()):  # coordinate, with that coordinate's value (a duplicate of one value)
+            idx = torch.where(dummy, idx[:, :1], idx)
+            values = torch.where(dummy, values[:, :1], values)
+        return _empty((ctx.rows, ctx.d), ctx.dtype, ctx.device).zero_().scatter_(1, idx, values)
 
     # ------------------------------------------------------------------ theory
     def theory(self, n: int, d: int) -> CompressorTheory:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from commpress._rng import private_randperm_topk
+from commpress._malloc import empty as _empty
+from commpress._rng import private_randperm_topk, private_subset_mask
+from commpress.compressors._blocks import hooks_unchanged
 from commpress.compressors._checks import check_float_bits
 from commpress.compressors._sparse import (
     check_bool, check_k_for_d, check_k_params, index_bits, index_fields, index_message, resolve_k, scatter_kept,
@@ -116,12 +120,34 @@ class RandK(Compressor):
             message.update(index_message(self._mask(ctx), k, idx))
         return message
 
+    def _apply_fused(self, X: torch.Tensor, ctx: Context) -> torch.Tensor | None:
+        """``decode(encode(X))`` from the subset's mask, without its index list: the kept values
+        (as sent: float32 unless ``float_bits=64``) times d/k, then the others set to +0; the same
+        subset and operations as the message path, so the same bits."""
+        if not hooks_unchanged(self, RandK):
+            return None
+        mask = private_subset_mask(ctx.seed, "randk/subset", ctx.n, ctx.d, self.k_for(ctx.d),
+                                   None if ctx.is_full else ctx.clients, ctx.device)
+        out = _empty(tuple(X.shape), ctx.dtype, X.device)  # huge pages: cheap first touch
+        scale = self._scale(ctx.d)
+        if self.float_bits == 32 and X.dtype != torch.float32:  # the wire's float32 rounding
+            out.copy_(X.to(torch.float32))
+            if not math.isfinite(float(out.sum())):  # overflows float32: the encoder's check decides
+                return None
+            if scale != 1.0:
+                out.mul_(scale)
+        elif scale != 1.0:
+            torch.mul(X, scale, out=out)
+        else:
+            out.copy_(X)
+        return out.masked_fill_(~mask, 0.0)
+
     def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
         values = message["values"].to(device=ctx.device, dtype=ctx.dtype)
         scale = self._scale(ctx.d)
         if scale != 1.0:
             values = values * scale
-        out = torch.zeros(ctx.rows, ctx.d, dtype=ctx.dtype, device=ctx.device)
+        out = _empty((ctx.rows, ctx.d), ctx.dtype, ctx.device).zero_()  # huge pages: cheap first touch
         if self.send_indices:
             return scatter_kept(out, message, self.k_for(ctx.d), values, self.name)
         return out.scatter_(1, self._indices(ctx).to(ctx.device), values)

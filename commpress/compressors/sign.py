@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from commpress._malloc import empty as _empty
+from commpress.compressors._blocks import hooks_unchanged
 from commpress.compressors.base import Compressor, CompressorTheory, Context, Layout, Message, f32, padded_bits, uniform_layout
 from commpress.compressors.registry import register
 from commpress.errors import ConfigError, InputError, PayloadError
 from commpress.wire import F32, UINT, Field
 
 _F32_MAX = float(torch.finfo(torch.float32).max)
+#: |x| is formed this many entries at a time by the wire path's encoder (a reused 4-8 MB buffer).
+_CHUNK_ELEMENTS = 1 << 20
 
 
 @register("sign")
@@ -61,43 +65,99 @@ class Sign(Compressor):
         return {"scaled": self.scaled, "block_size": self.block_size}
 
     def _blocks(self, d: int) -> int:
-        return 1 if self.block_size is None else -(-d // self.block_size)
+        return self._block_shape(d)[1]
 
     def _layout(self, ctx: Context, message: Message | None) -> Layout:
         header = [Field("scale", F32, 32, self._blocks(ctx.d))] if self.scaled else []
         return uniform_layout(header + [Field("sign", UINT, 1, ctx.d)], ctx.rows)
 
-    def _block_scales(self, X: torch.Tensor, d: int) -> torch.Tensor:
-        """``(rows, blocks)``: the mean absolute value of each block."""
+    def _block_shape(self, d: int) -> tuple[int, int]:
+        """``(B, blocks)``: the block length and the number of blocks (the last one may be shorter)."""
         B = d if self.block_size is None else self.block_size
-        blocks = self._blocks(d)
-        absolute = torch.nn.functional.pad(X.abs(), (0, blocks * B - d)).view(X.shape[0], blocks, B)
+        return B, -(-d // B)
+
+    def _block_scales(self, X: torch.Tensor, d: int, absolute: torch.Tensor | None = None) -> torch.Tensor:
+        """``(rows, blocks)``: the mean absolute value of each block.
+
+        ``absolute``: ``|X|`` if the caller already holds it (the fused ``apply`` writes it into its
+        output buffer). Otherwise ``|X|`` is formed a few rows at a time in one reused buffer (no
+        full-size temporary; every row's sum is the same reduction, so the same bits). A padded
+        copy is made only when the last block is shorter.
+        """
+        B, blocks = self._block_shape(d)
+        rows = X.shape[0]
+        X = X.contiguous()  # every row summed in memory order, whatever the input's strides
         sizes = torch.full((blocks,), float(B), dtype=X.dtype, device=X.device)
-        sizes[-1] = d - (blocks - 1) * B
-        return absolute.sum(dim=2) / sizes
+        if blocks * B != d:
+            sizes[-1] = d - (blocks - 1) * B
+            absolute = torch.nn.functional.pad(X.abs() if absolute is None else absolute, (0, blocks * B - d))
+            return absolute.view(rows, blocks, B).sum(dim=2) / sizes
+        if absolute is not None:
+            return absolute.view(rows, blocks, B).sum(dim=2) / sizes
+        # chunks of >= 2 rows (unless X has one): a one-row, one-block sum is a full reduction,
+        # which torch may split over threads (another rounding)
+        step = max(2, _CHUNK_ELEMENTS // d)
+        bounds = list(range(0, rows, step)) + [rows]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]
+        if len(bounds) == 2:
+            return X.abs().view(rows, blocks, B).sum(dim=2) / sizes
+        buffer = torch.empty(max(b - a for a, b in zip(bounds, bounds[1:])), d, dtype=X.dtype, device=X.device)
+        sums = torch.empty(rows, blocks, dtype=X.dtype, device=X.device)
+        for start, stop in zip(bounds, bounds[1:]):
+            part = torch.abs(X[start:stop], out=buffer[: stop - start])
+            torch.sum(part.view(stop - start, blocks, B), dim=2, out=sums[start:stop])
+        return sums.div_(sizes)
+
+    def _checked_scale(self, scale: torch.Tensor) -> torch.Tensor:
+        """The float32 scale header, refusing a scale beyond the float32 range."""
+        if bool((scale > _F32_MAX).any()):
+            raise InputError(
+                f"sign: the scale ||x||_1/d = {float(scale.max()):.3g} exceeds the float32 range of its header; "
+                "rescale the input."
+            )
+        return f32(scale)
 
     def _encode(self, X: torch.Tensor, ctx: Context) -> Message:
-        message: Message = {"sign": X < 0}
+        message: Message = {"sign": torch.lt(X, 0, out=_empty(X.shape, torch.bool, X.device))}
         if self.scaled:
-            scale = self._block_scales(X, ctx.d)
-            if bool((scale > _F32_MAX).any()):
-                raise InputError(
-                    f"sign: the scale ||x||_1/d = {float(scale.max()):.3g} exceeds the float32 range of its header; "
-                    "rescale the input."
-                )
-            message["scale"] = f32(scale)
+            message["scale"] = self._checked_scale(self._block_scales(X, ctx.d))
         return message
+
+    def _apply_fused(self, X: torch.Tensor, ctx: Context) -> torch.Tensor | None:
+        """``decode(encode(X))`` in one output buffer: ``|X|`` is written there for the scales, then
+        overwritten by the 0/1 sign bits and turned into ``scale (1 - 2 b)`` in place, by the same
+        operations as :meth:`_decode` (so the same bits). Padded last blocks take the generic path."""
+        if not hooks_unchanged(self, Sign):
+            return None
+        d, rows = ctx.d, X.shape[0]
+        if not self.scaled:
+            return torch.lt(X, 0, out=_empty(X.shape, X.dtype, X.device)).mul_(-2.0).add_(1.0)
+        B, blocks = self._block_shape(d)
+        if blocks * B != d:
+            return None
+        out = torch.abs(X, out=_empty(X.shape, X.dtype, X.device))  # huge pages: cheap first touch
+        scale = self._checked_scale(self._block_scales(X, d, absolute=out)).to(dtype=ctx.dtype)
+        torch.lt(X, 0, out=out)
+        view = out.view(rows, blocks, B)
+        view.mul_((-2.0 * scale).unsqueeze(2)).add_(scale.unsqueeze(2))
+        return out
 
     def _decode(self, message: Message, ctx: Context) -> torch.Tensor:
         # bit b (1 = negative) -> scale (1 - 2 b) as b (-2 scale) + scale: one conversion and two
         # in-place passes, exact (-2 scale and -2 scale + scale are exact in floating point)
         sign = message["sign"].to(ctx.device)
-        values = (sign.view(torch.uint8) if sign.dtype == torch.bool else sign).to(ctx.dtype)
+        bits = sign.view(torch.uint8) if sign.dtype == torch.bool else sign
+        values = _empty(tuple(bits.shape), ctx.dtype, bits.device).copy_(bits)
         if not self.scaled:
             return values.mul_(-2.0).add_(1.0)
         scale = message["scale"].to(device=ctx.device, dtype=ctx.dtype)
-        if self.block_size is not None and scale.shape[1] > 1:  # one scale per block, spread over its entries
-            scale = scale.repeat_interleave(self.block_size, dim=1)[:, : ctx.d]
+        B, blocks = self._block_shape(ctx.d)
+        if blocks > 1 and blocks * B == ctx.d:  # one scale per block, broadcast over a (rows, blocks, B) view
+            values.view(-1, blocks, B).mul_((-2.0 * scale).unsqueeze(2)).add_(scale.unsqueeze(2))
+            return values
+        if blocks > 1:  # the last block is shorter: spread the scales over the entries
+            scale = scale.repeat_interleave(B, dim=1)[:, : ctx.d]
         return values.mul_(-2.0 * scale).add_(scale)
 
     def _check_message(self, message: Message, ctx: Context) -> None:
