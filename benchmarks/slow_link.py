@@ -9,7 +9,8 @@ MLP with DDP (gloo, one rank per namespace via ``ip netns exec``, MASTER_ADDR th
 with DDP's default fp32 all-reduce, PyTorch's fp16 hook, bf16 (the same hook in bfloat16) and
 PowerSGD (rank 1 and 4, error feedback and warm start), commpress's DDP hooks (1-bit sign with error
 feedback and EF21, a 4-bit block quantizer with DIANA) and FSDP2 (``fully_shard``) with its own
-reduce-scatter and with commpress's compressed one (EF + sign, PermK). It ranks the methods by
+reduce-scatter and with commpress's compressed one (EF + sign, PermK; and EF + sign with the
+parameter all-gathers quantized to int8 too, ZeRO++'s qwZ). It ranks the methods by
 wall-clock time to all-reduce's loss after ``--steps`` steps (time per step, time to the fixed
 steps and bits per coordinate as columns) and compares commpress's best with the best of fp16,
 bf16 and PowerSGD. It also measures the shaped link with ``commpress
@@ -26,6 +27,15 @@ Needs root and iproute2 (``ip``, ``tc``); otherwise prints a SKIP line and exits
 namespace it creates is deleted on exit, on Ctrl-C and on SIGTERM, and stale ones of earlier
 killed runs (whose process is gone) are deleted at start. Traffic never leaves this machine.
 
+Methods (``--methods``, comma-separated): ``allreduce``, ``fp16``, ``bf16``, ``powersgd:RANK``,
+``HOOK:COMPRESSOR[:k=v;k=v]`` (DDP with commpress's hook, HOOK one of mean, ef, ef21, diana),
+``fsdp`` (FSDP2's own collectives) and ``fsdp-HOOK:COMPRESSOR[:k=v;k=v]`` (commpress's reduce-scatter).
+An FSDP row may end in ``+params=MODE`` (and ``+param_block=B``, default 256): the parameter
+all-gathers (forward and backward) quantized too, MODE one of int8, int4, bf16, none
+(``commpress.integrations.fsdp_params``), e.g. ``fsdp-ef:sign:block_size=256+params=int8``.
+The table's ``param bits`` column is the parameter all-gathers' bytes leaving a rank per step and
+parameter (FSDP rows; 2 x 32 x (n-1)/n for FSDP's own, uncompressed, gathers).
+
     sudo python benchmarks/slow_link.py                      # 2 ranks, 100 Mbit/s, 1 ms
     python benchmarks/slow_link.py --rate 1gbit --delay 200us --steps 8
 """
@@ -36,6 +46,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -52,7 +63,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: gradient at the rate of the sign's contraction delta(x) = ||x||_1^2/(d ||x||^2), tiny for a bucket of
 #: layers of different scales), with block scales it does, in 13 steps.
 DEFAULT_METHODS = ("allreduce,fp16,bf16,powersgd:1,powersgd:4,ef:sign:block_size=256,ef21:sign:block_size=256,"
-                   "ef:sign,ef21:sign,diana:block:s=7,fsdp,fsdp-ef:sign:block_size=256,fsdp-mean:permk")
+                   "ef:sign,ef21:sign,diana:block:s=7,fsdp,fsdp-ef:sign:block_size=256,fsdp-mean:permk,"
+                   "fsdp-ef:sign:block_size=256+params=int8")
 #: The baselines commpress is judged against (PyTorch's own hooks).
 BASELINES = ("fp16", "bf16", "powersgd:1", "powersgd:4")
 
@@ -90,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return _worker_main(args)
     try:  # bad --rate/--delay/--burst/--world: said before anything is built
         netns.commands(args.rate, args.delay, args.burst, world=args.world, tag="check")
+        for spec in args.methods.split(","):  # bad +params= options too
+            _method_options(spec)
     except ConfigError as err:
         print(f"slow_link: error: {err}", file=sys.stderr)
         return 2
@@ -180,8 +194,10 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     print(f"target: {target_steps} steps, and loss <= {target_loss:.4f} (all-reduce's smoothed loss after "
           f"{target_steps} steps)")
     print("ranked by wall-clock time to that loss (methods that never reach it last, by loss after the fixed steps)")
-    head = (f"| {'#':>2} | {'method':<26} | {'s to loss':>9} | {'steps to loss':>13} | {'ms/step':>9} "
-            f"| {'vs allreduce':>12} | {'vs fp16':>7} | {'bits/coord':>10} | {f's to {target_steps} steps':>14} "
+    W = max([26, *(len(r["method"]) for r in results)])  # the method column's width
+    head = (f"| {'#':>2} | {'method':<{W}} | {'s to loss':>9} | {'steps to loss':>13} | {'ms/step':>9} "
+            f"| {'vs allreduce':>12} | {'vs fp16':>7} | {'bits/coord':>10} | {'param bits':>10} "
+            f"| {f's to {target_steps} steps':>14} "
             f"| {'loss@' + str(target_steps):>9} |")
     print(head)
     print("|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|")
@@ -192,10 +208,12 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
         vs_16 = fp16["step"] / r["step"] if fp16 else float("nan")
         reach = "-" if r["steps_to_loss"] is None else f"{r['time_to_loss']:9.1f}"
         nsteps = "not reached" if r["steps_to_loss"] is None else str(r["steps_to_loss"])
-        print(f"| {i:>2} | {r['method']:<26} | {reach:>9} | {nsteps:>13} | {1e3 * r['step']:9.1f} | {vs_ar:11.2f}x "
-              f"| {vs_16:6.2f}x | {r['bits']:10.3f} | {r['time_to_steps']:14.1f} | {r['loss_at_steps']:9.4f} |")
+        print(f"| {i:>2} | {r['method']:<{W}} | {reach:>9} | {nsteps:>13} | {1e3 * r['step']:9.1f} | {vs_ar:11.2f}x "
+              f"| {vs_16:6.2f}x | {r['bits']:10.3f} | {_param_bits(r):>10} | {r['time_to_steps']:14.1f} "
+              f"| {r['loss_at_steps']:9.4f} |")
     print("bits/coord: gradient payload per parameter and step (FSDP rows: the reduce-scatter's share leaving a "
-          "rank; FSDP also all-gathers the parameters, uncompressed, in every forward)")
+          "rank). param bits: FSDP's parameter all-gathers (forward and backward) leaving a rank, per parameter "
+          "and step (uncompressed unless the row says +params=MODE; DDP rows: none)")
     ours = [r for r in results if r["compressor"] and not r["method"].startswith("powersgd")]  # DDP and FSDP2
     theirs = [r for r in results if r["method"] in BASELINES]
     reached = lambda rows: [r for r in rows if r["steps_to_loss"] is not None]  # noqa: E731
@@ -237,8 +255,8 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     pred = {p.name: p for p in advice.predictions}
     print(f"\ncommpress advise (link from tc: {link.describe()}; compute measured here: "
           f"{1e3 * advice.compute.total:.0f} ms/step) against the measurement:")
-    print(f"| {'method':<26} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
-    print(f"|{'-' * 28}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
+    print(f"| {'method':<{W}} | {'predicted ms/step':>17} | {'measured ms/step':>16} | {'measured/predicted':>18} |")
+    print(f"|{'-' * (W + 2)}|{'-' * 19}|{'-' * 18}|{'-' * 20}|")
     ratios = []
     for r in results:
         key = {"allreduce": "fp32 all-reduce", "fp16": "fp16 hook", "bf16": "bf16 hook"}.get(
@@ -247,10 +265,13 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
             key = powersgd_name(int(r["compressor"] or 1))
         if r["method"].startswith("fsdp"):
             key = f"FSDP2 + {r['compressor']}" if r["compressor"] else "FSDP2"
+            if _method_options(r["method"]):  # advise does not model a compressed parameter all-gather
+                print(f"| {r['method']:<{W}} | {'(not modelled)':>17} | {1e3 * r['step']:16.1f} | {'-':>18} |")
+                continue
         p = pred.get(key)
         if p is None:
             continue
-        print(f"| {r['method']:<26} | {1e3 * p.step:17.1f} | {1e3 * r['step']:16.1f} | {r['step'] / p.step:17.2f}x |")
+        print(f"| {r['method']:<{W}} | {1e3 * p.step:17.1f} | {1e3 * r['step']:16.1f} | {r['step'] / p.step:17.2f}x |")
         ratios.append((r["method"], r["step"] / p.step))
     inside = [m for m, q in ratios if 1 / 1.25 <= q <= 1.25]
     print(f"advise within 1.25x of the measured step: {len(inside)} of {len(ratios)} rows (goal: all)"
@@ -312,9 +333,39 @@ def _worker_main(args: argparse.Namespace) -> int:
 
 
 def _parse_method(spec: str) -> tuple[str, str | None]:
-    """'ef:block:s=7;block_size=256' -> ('ef', 'block:s=7,block_size=256'); 'allreduce' -> ('allreduce', None)."""
-    kind, _, compressor = spec.partition(":")
+    """'ef:block:s=7;block_size=256' -> ('ef', 'block:s=7,block_size=256'); 'allreduce' -> ('allreduce', None).
+    FSDP options (``+params=int8``, see :func:`_method_options`) are not part of the compressor."""
+    kind, _, compressor = re.split(r"\+(?=[a-z_]+=)", spec)[0].partition(":")
     return kind, (compressor.replace(";", ",") or None)
+
+
+#: the FSDP row options after ``+``: the parameter all-gather's mode and block size
+_OPTIONS = {"params": str, "param_block": int}
+_PARAM_MODES = ("int8", "int4", "bf16", "none")  # commpress.integrations.fsdp_params.MODES (the parent has no torch)
+
+
+def _method_options(spec: str) -> dict:
+    """'fsdp-ef:sign+params=int8+param_block=128' -> {'params': 'int8', 'param_block': 128}."""
+    out = {}
+    for item in re.split(r"\+(?=[a-z_]+=)", spec)[1:]:
+        key, _, value = item.partition("=")
+        if key not in _OPTIONS:
+            raise ConfigError(f"unknown method option {key!r} in {spec!r}; use +params=MODE or +param_block=B.")
+        try:
+            out[key] = _OPTIONS[key](value)
+        except ValueError:
+            out[key] = None
+        if key == "params" and out[key] not in _PARAM_MODES or key == "param_block" and not (out[key] or 0) >= 1:
+            raise ConfigError(f"bad {key} {value!r} in {spec!r}: params is one of {', '.join(_PARAM_MODES)}; "
+                              "param_block an integer >= 1.")
+    if out and not spec.startswith("fsdp-"):
+        raise ConfigError(f"+params= applies to FSDP rows with commpress's reduce-scatter (fsdp-HOOK:COMPRESSOR); "
+                          f"got {spec!r}.")
+    return out
+
+
+def _param_bits(row: dict) -> str:
+    return "-" if row.get("param_bits") is None else f"{row['param_bits']:.3f}"
 
 
 def _attach(model, spec: str, seed: int):
@@ -398,7 +449,11 @@ def _build(spec: str, args: argparse.Namespace):
                 fully_shard(module)
         fully_shard(model)
         method = kind.partition("-")[2]
-        state = cpfsdp.register(model, compressor_from_spec(compressor), method, seed=args.seed) if method else None
+        options = _method_options(spec)
+        gather = {"params": options["params"], "param_block_size": options.get("param_block", 256)} \
+            if "params" in options else {}
+        state = cpfsdp.register(model, compressor_from_spec(compressor), method, seed=args.seed, **gather) \
+            if method else None
         return model, state, 4 * n * (args.world - 1) // args.world  # the reduce-scatter's share leaving a rank
     # PyTorch's PowerSGD hook launches its second all-reduce (Q) from the first one's (P) completion
     # callback; on gloo that callback runs on a worker thread, so with several buckets the ranks can
@@ -430,6 +485,7 @@ def _ddp_worker(args: argparse.Namespace) -> dict:
             data = torch.Generator().manual_seed(args.seed * 1000 + rank)
             warm = state.warmup_steps if state is not None else 2
             times, losses, smooth, payload = [], [], None, 0
+            param_payload = None  # the parameter all-gathers' bytes per step (FSDP rows)
             max_steps = args.steps if target_loss is None else args.max_steps
             steps_to_loss = None
             for step in range(max_steps):
@@ -449,6 +505,8 @@ def _ddp_worker(args: argparse.Namespace) -> dict:
                 smooth = value if smooth is None else 0.7 * smooth + 0.3 * value
                 if state is not None and step >= warm:
                     payload = state.traffic.last_payload_bytes
+                    if getattr(state, "gathers", None):
+                        param_payload = state.param_traffic.last_payload_bytes
                 if target_loss is not None and steps_to_loss is None and smooth <= target_loss:
                     steps_to_loss = step + 1
                 if step + 1 >= args.steps and (target_loss is None or steps_to_loss is not None):
@@ -460,9 +518,12 @@ def _ddp_worker(args: argparse.Namespace) -> dict:
                 sum(p.full_tensor().numel() for p in ddp.parameters())
             if state is None:
                 payload = baseline_bytes
+            if kind.startswith("fsdp") and param_payload is None:  # FSDP's own gathers: forward and backward
+                param_payload = 2 * 4 * n * (world - 1) // world
             t = torch.tensor([statistics.median(times[warm:] or times)], dtype=torch.float64)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             row = {"method": spec, "compressor": compressor, "params": n, "bits": 8 * payload / n,
+                   "param_bits": None if param_payload is None else 8 * param_payload / n,
                    "step": float(t), "time_to_steps": sum(times[: args.steps]),
                    "loss_at_steps": _smoothed(losses[: args.steps]), "steps_to_loss": steps_to_loss,
                    "time_to_loss": None if steps_to_loss is None else sum(times[:steps_to_loss]),
@@ -470,7 +531,8 @@ def _ddp_worker(args: argparse.Namespace) -> dict:
             results.append(row)
             if rank == 0:
                 print(f"  {spec}: {len(times)} steps, {1e3 * row['step']:.0f} ms/step, "
-                      f"{row['bits']:.3f} bits/coord, smoothed loss {smooth:.4f}", flush=True)
+                      f"{row['bits']:.3f} bits/coord, param bits {_param_bits(row)}, smoothed loss {smooth:.4f}",
+                      flush=True)
             del ddp, opt, state
         return {"methods": results, "params": results[0]["params"], "target_loss": target_loss}
     finally:
@@ -540,8 +602,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=int, default=10_000_000, help="MLP parameters (default 10^7)")
     p.add_argument("--lr", type=float, default=0.003, help="SGD learning rate (default 0.003)")
     p.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=("comma-separated: allreduce, fp16 or HOOK:COMPRESSOR[:k=v;k=v] with HOOK one of mean, ef, ef21, "
-                         f"diana (default {DEFAULT_METHODS})"))
+                   help=("comma-separated: allreduce, fp16, bf16, powersgd:RANK, HOOK:COMPRESSOR[:k=v;k=v] with HOOK "
+                         "one of mean, ef, ef21, diana (DDP), fsdp, fsdp-HOOK:COMPRESSOR[:k=v;k=v] (FSDP2), the "
+                         "FSDP rows optionally followed by +params=MODE (int8, int4, bf16, none: the parameter "
+                         "all-gathers quantized) and +param_block=B (default 256), e.g. "
+                         f"fsdp-ef:sign:block_size=256+params=int8 (default {DEFAULT_METHODS})"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parts", choices=("all", "ddp", "marina"), default="all",
                    help="run the DDP comparison, the MARINA+CQ vs GD comparison or both (default all)")

@@ -47,6 +47,12 @@ sends none.
 Each rank saves its own compression state (its memories are its own) and loads it back with
 :meth:`FSDPCompression.load_state_dict` after ``register`` on the rebuilt model: the resumed run
 continues with the same iterates.
+
+FSDP also all-gathers every group's parameters before its forward and again before its backward;
+``register(..., params="int8")`` (or ``"int4"``, ``"bf16"``, ``"none"``) quantizes those too, with a
+:class:`~commpress.integrations.fsdp_params.CompressedAllGather` per group (blockwise absmax
+quantization of the weights, as ZeRO++'s qwZ; see :mod:`commpress.integrations.fsdp_params`).
+The default ``params=None`` keeps FSDP's own all-gather.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ from commpress.compressors import Compressor
 from commpress.errors import CommpressError, ConfigError, DistributedError, InputTypeError
 from commpress.integrations._traffic import Traffic
 from commpress.integrations.ddp import _check_compressor, _check_seed, _theory_alpha
+from commpress.integrations.fsdp_params import CompressedAllGather, _check_mode
 
 __all__ = ["METHODS", "CompressedReduceScatter", "FSDPCompression", "register"]
 
@@ -113,6 +120,8 @@ class CompressedReduceScatter(ReduceScatter):
         self.step = 0
         self.traffic = Traffic()
         self.memory: dict[str, torch.Tensor] = {}
+        #: the group's compressed parameter all-gather, whose traffic step this closes (``register``)
+        self.param_gather: CompressedAllGather | None = None
 
     # ------------------------------------------------------------------ FSDP's interface
     def allocate(self, size: Any, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -141,6 +150,8 @@ class CompressedReduceScatter(ReduceScatter):
         output_tensor.copy_(mean if op_name == "AVG" else mean * world)
         self.step += 1
         self.traffic.end_step()
+        if self.param_gather is not None:  # the group's forward and backward gathers came before
+            self.param_gather.traffic.end_step()
         return None
 
     # ------------------------------------------------------------------ the two paths
@@ -254,10 +265,13 @@ class FSDPCompression:
 
     Attributes:
         comms: ``{module name: CompressedReduceScatter}``, one per FSDP module with parameters.
+        gathers: ``{module name: CompressedAllGather}`` (empty with ``params=None``).
     """
 
-    def __init__(self, comms: dict[str, CompressedReduceScatter]) -> None:
+    def __init__(self, comms: dict[str, CompressedReduceScatter],
+                 gathers: dict[str, CompressedAllGather] | None = None) -> None:
         self.comms = comms
+        self.gathers = gathers or {}
 
     @property
     def warmup_steps(self) -> int:
@@ -280,6 +294,22 @@ class FSDPCompression:
         return self.traffic.payload_bytes
 
     @property
+    def param_traffic(self) -> Traffic:
+        """The parameter all-gathers' traffic summed over groups (a step: every gather of one training
+        step, closed by the group's reduce-scatter); zero with ``params=None``."""
+        total = Traffic()
+        for c in self.gathers.values():
+            for key in ("payload_bytes", "wire_bytes", "last_payload_bytes", "last_wire_bytes"):
+                setattr(total, key, getattr(total, key) + getattr(c.traffic, key))
+        total.steps = next(iter(self.gathers.values())).traffic.steps if self.gathers else 0
+        return total
+
+    @property
+    def param_payload_bytes(self) -> int:
+        """Parameter payload bytes this rank sent over all groups and completed steps."""
+        return self.param_traffic.payload_bytes
+
+    @property
     def wire_bytes(self) -> int:
         """Bytes this rank handed to the collectives over all groups and steps."""
         return self.traffic.wire_bytes
@@ -298,14 +328,21 @@ class FSDPCompression:
             comm.load_state_dict(state[name])
 
 
-def register(model: torch.nn.Module, compressor: str | Compressor, method: str = "mean", **kwargs: Any
-             ) -> FSDPCompression:
+def register(model: torch.nn.Module, compressor: str | Compressor, method: str = "mean", *,
+             params: str | None = None, param_block_size: int = 256, **kwargs: Any) -> FSDPCompression:
     """Compress every FSDP parameter group of ``model`` (after ``fully_shard``): one
     :class:`CompressedReduceScatter` per FSDP module that holds parameters, numbered in module
-    order (the same on every rank). ``kwargs``: ``seed``, ``warmup_steps``, ``alpha``."""
+    order (the same on every rank). ``kwargs``: ``seed``, ``warmup_steps``, ``alpha``.
+
+    ``params``: ``None`` (default: FSDP's own parameter all-gather), or ``"int8"``, ``"int4"``,
+    ``"bf16"``, ``"none"``: a :class:`~commpress.integrations.fsdp_params.CompressedAllGather` of
+    that mode per group too (``param_block_size`` entries per scale for int8 / int4)."""
     if not isinstance(model, torch.nn.Module):
         raise InputTypeError(f"register expects the model after fully_shard (a torch.nn.Module); got {type(model).__name__}.")
+    if params is not None:
+        _check_mode(params, param_block_size)
     comms: dict[str, CompressedReduceScatter] = {}
+    gathers: dict[str, CompressedAllGather] = {}
     for name, module in model.named_modules():
         if not hasattr(module, "set_custom_reduce_scatter"):
             continue
@@ -314,7 +351,11 @@ def register(model: torch.nn.Module, compressor: str | Compressor, method: str =
         comm = CompressedReduceScatter(compressor, method, group_index=len(comms), **kwargs)
         module.set_custom_reduce_scatter(comm)
         comms[name or "<root>"] = comm
+        if params is not None:
+            gather = CompressedAllGather(params, block_size=param_block_size)
+            module.set_custom_all_gather(gather)
+            comm.param_gather = gathers[name or "<root>"] = gather
     if not comms:
         raise ConfigError("register found no FSDP module with parameters: call torch.distributed.fsdp.fully_shard "
                           "on the model (and its blocks) first.")
-    return FSDPCompression(comms)
+    return FSDPCompression(comms, gathers)

@@ -46,6 +46,7 @@ PAGES: list[tuple[str, str, str, bool]] = [
     ("integrations", "commpress.integrations", "commpress.integrations", False),
     ("ddp", "commpress.integrations.ddp", "commpress.integrations.ddp", False),
     ("fsdp", "commpress.integrations.fsdp", "commpress.integrations.fsdp", False),
+    ("fsdp-params", "commpress.integrations.fsdp_params", "commpress.integrations.fsdp_params", False),
     ("advise", "commpress.integrations.advise", "commpress.integrations.advise", False),
     ("netns", "commpress.integrations.netns", "commpress.integrations.netns", True),
     ("optim", "commpress.optim", "commpress.optim", False),

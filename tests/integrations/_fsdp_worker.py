@@ -11,6 +11,7 @@ from torch import nn
 from torch.distributed.fsdp import fully_shard
 
 from commpress.integrations import fsdp as cpfsdp
+from commpress.integrations import fsdp_params
 from tests.integrations._spawn import exit_now, log_to
 
 DIM, CLASSES, HIDDEN = 12, 3, 16
@@ -84,6 +85,10 @@ def train(rank: int, world: int, steps: int, compressor: str | None, method: str
         out["payload_bytes"] = compression.payload_bytes
         out["wire_bytes"] = compression.wire_bytes
         out["groups"] = sorted(compression.comms)
+        out["param_payload_bytes"] = compression.param_payload_bytes
+        out["param_steps"] = compression.param_traffic.steps
+        out["gather_calls"] = {k: g.calls for k, g in compression.gathers.items()}
+        out["shards"] = {k: g.shard_numel for k, g in compression.gathers.items()}
     return out
 
 
@@ -97,7 +102,78 @@ def scenario_equality(rank: int, world: int) -> dict:
 def scenario_accuracy(rank: int, world: int) -> dict:
     return {"default": train(rank, world, 150, None, lr=0.05),
             "ef_sign": train(rank, world, 150, "sign", "ef", lr=0.05),
-            "mean_sign": train(rank, world, 150, "sign", "mean", lr=0.05)}
+            "mean_sign": train(rank, world, 150, "sign", "mean", lr=0.05),
+            "ef_sign_int8": train(rank, world, 150, "sign", "ef", lr=0.05, params="int8")}
+
+
+def unsharded_params(net: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """The parameters each layer computes with in one forward (FSDP's gathered ones), flat."""
+    seen: list[torch.Tensor] = []
+
+    def hook(layer, _inputs):
+        seen.extend(p.detach().reshape(-1).clone() for p in (layer.weight, layer.bias))
+
+    handles = [layer.register_forward_pre_hook(hook) for layer in net if isinstance(layer, nn.Linear)]
+    with torch.no_grad():
+        net(X)
+    for h in handles:
+        h.remove()
+    return torch.cat(seen)
+
+
+def gathered_check(rank: int, world: int, mode: str, broken: str | None = None) -> dict:
+    """One forward with ``params=mode``: the parameters it computes with, against the exact ones.
+    ``broken``: a broken decoder (the negative controls): ``"scales"`` drops the scales,
+    ``"order"`` swaps the ranks' shards."""
+    net = model()
+    cpfsdp.register(net, "identity", params=mode, param_block_size=32)
+    X, _ = data(rank, world)
+    original = fsdp_params.decode
+    if broken == "scales":
+        def bad(payloads, numel, mode, block_size, dtype):  # every scale read as 1
+            nblocks = -(-numel // block_size)
+            payloads = payloads.clone()
+            payloads[:, : 4 * nblocks] = torch.ones(nblocks).view(torch.uint8)
+            return original(payloads, numel, mode, block_size, dtype)
+        fsdp_params.decode = bad
+    elif broken == "order":
+        fsdp_params.decode = lambda *a, **k: original(*a, **k).flip(0)
+    try:
+        used = unsharded_params(net, X)
+    finally:
+        fsdp_params.decode = original
+    exact = full_params(net)
+    every = [torch.empty_like(used) for _ in range(world)]
+    dist.all_gather(every, used)
+    return {"used": used, "exact": exact, "same_on_every_rank": all(torch.equal(e, used) for e in every)}
+
+
+def scenario_params(rank: int, world: int) -> dict:
+    out = {"default": train(rank, world, 4, "identity"),
+           "none": train(rank, world, 4, "identity", params="none"),
+           "int8": train(rank, world, 4, "identity", params="int8")}
+    for mode, broken in (("none", None), ("int8", None), ("int4", None), ("none", "order"), ("int8", "scales")):
+        out[f"gathered:{mode}:{broken}"] = gathered_check(rank, world, mode, broken)
+    gather = fsdp_params.CompressedAllGather("int8")  # a uint8 (mixed-dtype) group: FSDP's plain all-gather
+    mixed = torch.zeros(2 * world, dtype=torch.uint8)
+    mixed[2 * rank : 2 * rank + 2] = torch.tensor([rank + 1, 200], dtype=torch.uint8)
+    gather(mixed, mixed[2 * rank : 2 * rank + 2], dist.group.WORLD)
+    out["mixed"] = {"gathered": mixed, "plain_calls": gather.plain_calls}
+    net = model()  # rank 1's parameters turn NaN: every rank raises, none hangs
+    cpfsdp.register(net, "identity", params="int8")
+    if rank == 1:
+        with torch.no_grad():
+            net[2].weight.to_local().fill_(float("nan"))
+    X, _ = data(rank, world)
+    try:
+        net(X)
+        out["error"] = None
+    except Exception as err:  # noqa: BLE001 - the error is the result
+        out["error"] = f"{type(err).__name__}: {err}"
+    check = torch.ones(1)
+    dist.all_reduce(check)
+    out["after"] = float(check)
+    return out
 
 
 def scenario_resume(rank: int, world: int, tmp: str) -> dict:
@@ -135,7 +211,7 @@ def worker(rank: int, scenario: str, world: int, store: str, out_dir: str) -> No
             result = scenario_resume(rank, world, out_dir)
         else:
             result = {"equality": scenario_equality, "accuracy": scenario_accuracy,
-                      "failure": scenario_failure}[scenario](rank, world)
+                      "failure": scenario_failure, "params": scenario_params}[scenario](rank, world)
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         gc.collect()
