@@ -83,7 +83,7 @@ class Sketch(Compressor):
     :math:`\delta > k/d'`). The signs D do not enter these expectations; they make each draw
     concentrate (:math:`\|S^\top v\| \approx \|v\|` for every v, the JL property), where a plain
     subsampled Hadamard would lose a flat vector entirely with probability :math:`1 - \rho`.
-    :func:`srht_constants` returns both. k = d is exact when d is a power of two.
+    ``srht_constants(d, k)`` in this module returns both. k = d is exact when d is a power of two.
 
     **Gaussian** (``kind="gaussian"``): :math:`S \in \mathbb R^{d\times k}` with i.i.d. N(0, 1)
     entries, :math:`\mathcal C(v) = P_S v = S (S^\top S)^{-1} S^\top v` (or :math:`\frac dk P_S v`);

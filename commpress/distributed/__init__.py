@@ -92,7 +92,7 @@ def run_distributed(
         metrics_csv: rank 0 appends one line per recorded round (flushed).
         keep_rounds: keep the per-round ledger breakdown (for :func:`launch`'s merged ledger).
         start_method: ``"spawn"`` (fresh interpreters) or ``"fork"`` (Linux, fast start).
-        device: where every rank computes (:attr:`Job.device`): None (the CPU), ``"cpu"``,
+        device: where every rank computes (the job's ``device``): None (the CPU), ``"cpu"``,
             ``"cuda"`` (rank r on ``cuda:{LOCAL_RANK}``, here ``cuda:r``) or ``"cuda:<k>"``.
     """
     params = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in algorithm_params.items()}
