@@ -250,8 +250,10 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
         print(f"FSDP2's collectives on this backend, timed by the probe, over the ring model: reduce-scatter "
               f"{factors['reduce_scatter_factor']:.2f}x, all-gather into a tensor {factors['gather_tensor_factor']:.2f}x")
     baselines = [r["method"] for r in results if r["method"] == "bf16" or r["method"].startswith("powersgd")]
+    modes = [_method_options(r["method"]).get("params") for r in fsdp]  # compressed parameter all-gathers
     advice = advise(model, batch, processes=args.world, link=link, compressors=list(dict.fromkeys(compressors)),
-                    repeat=2, threads=1, baselines=baselines, fsdp=bool(fsdp))
+                    repeat=2, threads=1, baselines=baselines, fsdp=bool(fsdp),
+                    fsdp_params=list(dict.fromkeys(m for m in modes if m and m != "none")))
     pred = {p.name: p for p in advice.predictions}
     print(f"\ncommpress advise (link from tc: {link.describe()}; compute measured here: "
           f"{1e3 * advice.compute.total:.0f} ms/step) against the measurement:")
@@ -265,7 +267,10 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
             key = powersgd_name(int(r["compressor"] or 1))
         if r["method"].startswith("fsdp"):
             key = f"FSDP2 + {r['compressor']}" if r["compressor"] else "FSDP2"
-            if _method_options(r["method"]):  # advise does not model a compressed parameter all-gather
+            options = _method_options(r["method"])
+            if options.get("params") not in (None, "none") and options.get("param_block", 256) == 256:
+                key += f" + params={options['params']}"
+            elif options:  # advise models the parameter all-gather's modes at its default block size
                 print(f"| {r['method']:<{W}} | {'(not modelled)':>17} | {1e3 * r['step']:16.1f} | {'-':>18} |")
                 continue
         p = pred.get(key)

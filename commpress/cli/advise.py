@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--fsdp", action="store_true",
                    help="also predict FSDP2 (fully_shard per layer) with its own reduce-scatter and with commpress's "
                         "compressed one per compressor")
+    p.add_argument("--fsdp-params", default="",
+                   help="with --fsdp: also predict the parameter all-gathers compressed, modes comma-separated "
+                        "(int8, int4, bf16; see commpress.integrations.fsdp_params)")
     p.add_argument("--model", choices=("cnn", "mlp"), default="cnn",
                    help="built-in model: a small CNN on 28x28 images, or an MLP 784-H-H-10 (default cnn)")
     p.add_argument("--hidden", type=int, default=1024, help="hidden width H of --model mlp (default 1024)")
@@ -78,13 +81,19 @@ def run(args) -> int:
     model, batch = make_model(args.model, hidden=args.hidden, params=params, batch_size=args.batch_size)
     compressors = _split_specs(args.compressors) if args.compressors else None
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    fsdp_params = [m.strip() for m in args.fsdp_params.split(",") if m.strip()]
+    from commpress.integrations.fsdp_params import MODES
+
+    for mode in fsdp_params:
+        if mode not in MODES or mode == "none":
+            raise ConfigError(f"--fsdp-params: unknown mode {mode!r}; use int8, int4 or bf16.")
     if baselines == ["all"]:
         from commpress.integrations.advise import BASELINES
 
         baselines = list(BASELINES)
     advice = advise(model, batch, processes=args.processes, link=link, compressors=compressors,
                     repeat=args.repeat, threads=args.threads, link_options=link_options, baselines=baselines,
-                    fsdp=args.fsdp)
+                    fsdp=args.fsdp or bool(fsdp_params), fsdp_params=fsdp_params)
     print(format_advice(advice))
     return 0
 

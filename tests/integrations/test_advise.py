@@ -418,13 +418,24 @@ def test_fsdp_candidates_have_the_real_payloads_and_the_fsdp_step_model():
     assert preds["FSDP2 + permk"].comm == pytest.approx(params + adv.all_to_all_seconds(permk.payload_bytes, k, link, 4))
     assert preds["FSDP2 + permk"].step == pytest.approx(compute.total + permk.codec_seconds + preds["FSDP2 + permk"].comm)
     assert adv.is_pytorch("FSDP2") and not adv.is_pytorch("FSDP2 + sign")
+    from commpress.integrations import fsdp_params
+
+    with_params = {c.name: c for c in adv.measure_fsdp_candidates(["sign"], units, k, repeat=1, params=["int8"])}
+    int8 = with_params["FSDP2 + sign + params=int8"]  # k payloads of each unit's shard, gathered twice per step
+    assert int8.param_bytes == k * sum(fsdp_params.payload_bytes(-(-u // k), "int8") for u in units)
+    assert int8.payload_bytes == cands["FSDP2 + sign"].payload_bytes and int8.param_bytes < 4 * d / 3
 
 
 def test_cli_predicts_fsdp_on_request(capsys, monkeypatch):
     _inject_timings(monkeypatch)
     monkeypatch.setattr(adv, "measure_fsdp_candidates", lambda specs, units, k, **kw: [
-        dataclasses.replace(c, codec_seconds=1e-3) for c in adv._measure.measure_fsdp_candidates(specs, units, k, repeat=1)])
+        dataclasses.replace(c, codec_seconds=1e-3)
+        for c in adv._measure.measure_fsdp_candidates(specs, units, k, repeat=1, params=kw.get("params", ()))])
     assert main([*SLOW, "--fsdp"]) == 0
     table = _table(capsys.readouterr().out)
     assert {"FSDP2", "FSDP2 + sign", "FSDP2 + qsgd:s=7"} <= set(table)
     assert main(SLOW) == 0 and "FSDP2" not in _table(capsys.readouterr().out)
+    assert main([*SLOW, "--fsdp-params", "int8"]) == 0
+    assert "FSDP2 + sign + params=int8" in _table(capsys.readouterr().out)
+    assert main([*SLOW, "--fsdp-params", "int3"]) != 0
+    assert "--fsdp-params: unknown mode 'int3'" in capsys.readouterr().err

@@ -146,14 +146,16 @@ class Advice:
 def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, processes: int = 2,
            link: Link | None = None, compressors: Sequence[str | Compressor] | None = None,
            repeat: int = 3, threads: int | None = None, loss_fn=None,
-           link_options: dict[str, Any] | None = None, baselines: Sequence[str] = (), fsdp: bool = False) -> Advice:
+           link_options: dict[str, Any] | None = None, baselines: Sequence[str] = (), fsdp: bool = False,
+           fsdp_params: Sequence[str] = ()) -> Advice:
     """Measure what is not given and predict a DDP step of ``model`` per compressor.
 
     ``baselines``: PyTorch's other hooks to predict beside fp32 and fp16, any of ``"bf16"`` and
     ``"powersgd:R"`` (``BASELINES`` = bf16, PowerSGD rank 1 and 4).
     ``fsdp``: also predict FSDP2 (``fully_shard`` on every module with parameters of its own) with its
     own reduce-scatter and with commpress's compressed one per compressor
-    (:func:`measure_fsdp_candidates`).
+    (:func:`measure_fsdp_candidates`); ``fsdp_params``: with the parameter all-gathers compressed too
+    (modes of :mod:`commpress.integrations.fsdp_params`, e.g. ``("int8",)``).
 
     ``link=None`` measures the link with :func:`measure_link` (``link_options`` go there).
     ``threads``: threads per rank for the local timings (default: this machine's cores shared
@@ -187,7 +189,8 @@ def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, proces
     candidates = measure_candidates(specs, buckets, k, repeat=repeat, threads=threads, baselines=baselines,
                                     shapes=shapes, powersgd_codec=powersgd_codec)
     if fsdp:
-        candidates += measure_fsdp_candidates(specs, fsdp_units(model), k, repeat=repeat, threads=threads)
+        candidates += measure_fsdp_candidates(specs, fsdp_units(model), k, repeat=repeat, threads=threads,
+                                              params=fsdp_params)
     predictions = predict(candidates, link=link, processes=k, compute=compute, d=d)
     by_name = {c.name: c for c in candidates}
     others = [p for p in predictions if not is_pytorch(p.name)]

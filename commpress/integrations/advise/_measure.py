@@ -126,7 +126,8 @@ def fsdp_units(model: nn.Module) -> list[int]:
 
 
 def measure_fsdp_candidates(compressors: Sequence[str | Compressor], units: Sequence[int], processes: int, *,
-                            repeat: int = 3, threads: int | None = None, seed: int = 0) -> list[Candidate]:
+                            repeat: int = 3, threads: int | None = None, seed: int = 0,
+                            params: Sequence[str] = (), param_block_size: int = 256) -> list[Candidate]:
     """FSDP2 with its own reduce-scatter (``"FSDP2"``) and with commpress's compressed one
     (``"FSDP2 + NAME"``, :mod:`commpress.integrations.fsdp`), per parameter group of ``units`` entries.
 
@@ -134,7 +135,13 @@ def measure_fsdp_candidates(compressors: Sequence[str | Compressor], units: Sequ
     sends each peer the payload of the chunk (``ceil(u/k)`` entries) it holds for it (all-to-all,
     lengths first), and its codec per step, timed here, is what a rank does per group: encode its
     ``k`` chunks, decode its own ``k`` messages (for the memories) and the ``k`` it receives.
+
+    ``params``: modes of :mod:`commpress.integrations.fsdp_params` (``"int8"``, ``"int4"``, ``"bf16"``):
+    one more row per compressor and mode, ``"FSDP2 + NAME + params=MODE"``, whose two parameter
+    all-gathers carry ``k`` payloads of the shard in that mode, and whose codec adds, per gather,
+    the encoding of the rank's shard and the decoding of all ``k``.
     """
+    from commpress.integrations import fsdp_params
     k = _check_processes(processes)
     repeat = _check_int("repeat", repeat, 1)
     units = [int(u) for u in units]
@@ -163,8 +170,20 @@ def measure_fsdp_candidates(compressors: Sequence[str | Compressor], units: Sequ
                         total.add_(C.decode([got[i]], seed, X.shape[1], clients=[i], n=k)[0])
 
             nbytes = sum(sum(len(p) for p in sent[1:]) for sent in payloads)
-            out.append(Candidate(label, nbytes, _median_time(codec_once, repeat), "all_to_all", len(units),
-                                 param_bytes=4 * d))
+            codec = _median_time(codec_once, repeat)
+            out.append(Candidate(label, nbytes, codec, "all_to_all", len(units), param_bytes=4 * d))
+            for mode in params:
+                shards = [torch.randn(c, generator=g) for c in chunks]
+                encoded = [fsdp_params.encode(x, mode, param_block_size) for x in shards]
+
+                def gather_once() -> None:  # one gather: encode the own shard, decode all k
+                    for x, e in zip(shards, encoded):
+                        fsdp_params.encode(x, mode, param_block_size)
+                        fsdp_params.decode(e.unsqueeze(0).expand(k, -1), x.numel(), mode, param_block_size)
+
+                gathered = k * sum(fsdp_params.payload_bytes(c, mode, param_block_size) for c in chunks)
+                out.append(Candidate(f"{label} + params={mode}", nbytes, codec + 2 * _median_time(gather_once, repeat),
+                                     "all_to_all", len(units), param_bytes=gathered))
     return out
 
 
