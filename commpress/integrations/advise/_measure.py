@@ -37,6 +37,13 @@ from commpress.integrations.advise._threads import _threads
 _LENGTH_BYTES = 8
 
 
+def _positive_sizes(what: str, sizes: Sequence[int]) -> list[int]:
+    sizes = [int(s) for s in sizes]
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"{what} must be a non-empty list of positive sizes; got {sizes}.")
+    return sizes
+
+
 def measure_compute(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *,
                     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                     repeat: int = 5, threads: int | None = None) -> Compute:
@@ -81,9 +88,7 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
     """
     k = _check_processes(processes)
     repeat = _check_int("repeat", repeat, 1)
-    buckets = [int(b) for b in buckets]
-    if not buckets or min(buckets) < 1:
-        raise ConfigError(f"buckets must be a non-empty list of positive sizes; got {buckets}.")
+    buckets = _positive_sizes("buckets", buckets)
     d = sum(buckets)
     g = torch.Generator().manual_seed(seed)
     grads = [torch.randn(b, generator=g) for b in buckets]
@@ -142,11 +147,10 @@ def measure_fsdp_candidates(compressors: Sequence[str | Compressor], units: Sequ
     the encoding of the rank's shard and the decoding of all ``k``.
     """
     from commpress.integrations import fsdp_params
+
     k = _check_processes(processes)
     repeat = _check_int("repeat", repeat, 1)
-    units = [int(u) for u in units]
-    if not units or min(units) < 1:
-        raise ConfigError(f"FSDP units must be a non-empty list of positive sizes; got {units}.")
+    units = _positive_sizes("FSDP units", units)
     d = sum(units)
     chunks = [-(-u // k) for u in units]
     g = torch.Generator().manual_seed(seed)
@@ -197,8 +201,8 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
     two dense steps); the hook's cost is the difference of the median steps. At one process the
     collectives move nothing, so what is left is the hook's own work: copying the bucket into its
     matrices, the error feedback, P = MQ, the orthogonalisation, Q = M^T P, the decompression and
-    the Python around them (measured: 230 ms per step at 10^7 parameters, one thread, where the matrix
-    products alone take 25 ms). ``None`` when this process already has a default process group
+    the Python around them (measured: 130-230 ms per step at 10^7 parameters, one thread, where the
+    matrix products alone take 25 ms). One DDP bucket, as ``benchmarks/slow_link.py`` runs the hook. ``None`` when this process already has a default process group
     (inside a training run): the caller then estimates the hook from its matrix products.
     """
     import copy
@@ -210,10 +214,14 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
         return None
     loss_fn = loss_fn or nn.functional.cross_entropy
     x, y = batch
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1,
+                            timeout=datetime.timedelta(seconds=300))
+    numel = sum(p.numel() for p in model.parameters())
     try:
         def median_step(rank: int | None) -> float:
-            ddp = DDP(copy.deepcopy(model))
+            # one bucket: PyTorch's hook launches its Q all-reduce from the P all-reduce's callback, which
+            # on gloo runs on the group's worker thread; with several buckets that was seen to hang
+            ddp = DDP(copy.deepcopy(model), bucket_cap_mb=4 * numel / 2**20 + 1)
             if rank is not None:
                 state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=int(rank),
                                                start_powerSGD_iter=2, use_error_feedback=True, warm_start=True)
@@ -227,6 +235,7 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
                 opt.step()
                 if i >= 3:
                     times.append(time.perf_counter() - t0)
+            del ddp, opt
             return statistics.median(times)
 
         with _threads(threads):
