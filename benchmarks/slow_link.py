@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.worker:
         return _worker_main(args)
+    if args.report_from:  # the report of a saved run: the measurements as they were, advise measured here
+        saved = json.loads(Path(args.report_from).read_text())
+        for key in ("world", "rate", "steps", "batch_size", "params", "lr", "seed", "shaped_delay"):
+            setattr(args, key, saved["args"][key])
+        _report_ddp(args, saved["rows"], saved["probe"])
+        return 0
     try:  # bad --rate/--delay/--burst/--world: said before anything is built
         netns.commands(args.rate, args.delay, args.burst, world=args.world, tag="check")
         for spec in args.methods.split(","):  # bad +params= options too
@@ -148,6 +154,8 @@ def _run(link: netns.SlowLink, args: argparse.Namespace, procs: list[subprocess.
               f"(tc: rate {args.rate}, delay {args.shaped_delay or 'none added'})")
         if args.parts in ("all", "ddp"):
             rows = _launch(link, args, "ddp", Path(tmp), port + 2, procs)
+            if args.save:  # the measurements, to report again without training (--report-from)
+                Path(args.save).write_text(json.dumps({"rows": rows, "probe": probe, "args": vars(args)}))
             _report_ddp(args, rows, probe)
         if args.parts == "ddp":
             pass
@@ -613,6 +621,10 @@ def _parser() -> argparse.ArgumentParser:
                          "all-gathers quantized) and +param_block=B (default 256), e.g. "
                          f"fsdp-ef:sign:block_size=256+params=int8 (default {DEFAULT_METHODS})"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", default=None, help="write the DDP/FSDP measurements (JSON) to this file")
+    p.add_argument("--report-from", default=None,
+                   help="print the DDP/FSDP report and advise's predictions from a --save file, without training "
+                        "(no root needed)")
     p.add_argument("--parts", choices=("all", "ddp", "marina"), default="all",
                    help="run the DDP comparison, the MARINA+CQ vs GD comparison or both (default all)")
     p.add_argument("--marina", choices=("auto", "no"), default="auto",

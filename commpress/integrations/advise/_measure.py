@@ -110,15 +110,17 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
                 codec = _median_time(summed_once, repeat)
                 out.append(Candidate(label, 4 * (d + len(buckets)), codec, "all_reduce", len(buckets)))
                 continue
-            payloads = [C.encode(x[None], seed, clients=[0], n=k)[0] for x in grads]
+            # every rank's message (compressors such as PermK send each client a different block)
+            payloads = [[C.encode(x[None], seed, clients=[i], n=k)[0] for i in range(k)] for x in grads]
             clients = torch.arange(k)
 
             def codec_once() -> None:  # as the hook does: working copy, encode, decode all, mean, copy back
-                for x, p in zip(grads, payloads):
+                for x, sent in zip(grads, payloads):
                     C.encode(x.clone()[None], seed, clients=[0], n=k)
-                    C.decode([p] * k, seed, x.numel(), clients=clients, n=k).mean(dim=0).clone()
+                    C.decode(sent, seed, x.numel(), clients=clients, n=k).mean(dim=0).clone()
 
-            nbytes = sum(len(p) + _LENGTH_BYTES for p in payloads)
+            # the hook's frames: each payload padded to the longest, after its length word
+            nbytes = sum(max(map(len, sent)) + _LENGTH_BYTES for sent in payloads)
             out.append(Candidate(label, nbytes, _median_time(codec_once, repeat), "all_gather", 2 * len(buckets)))
     return out
 
