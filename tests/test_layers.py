@@ -1,7 +1,7 @@
 """The layering of DESIGN.md, kept true by walking every module's imports.
 
 Arrows point from a layer to what it may import; never upward. Our own top-level helpers
-(``commpress.errors``, ``commpress._rng``) are available to every layer.
+(``commpress.errors``, ``commpress._rng``, ``commpress._device``, ...) are available to every layer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import commpress
 
 ROOT = Path(commpress.__file__).parent
-COMMON = {"errors", "_rng", "_checks", "_registry", "_loop", "_malloc"}
+COMMON = {"errors", "_rng", "_checks", "_registry", "_loop", "_malloc", "_device"}
 ALLOWED = {
     "wire": set(),
     "compressors": {"wire"},
