@@ -72,14 +72,17 @@ def empty(shape: tuple[int, ...], dtype: "torch.dtype", device: "torch.device") 
     gives torch the same pages for every tensor). Other devices, small tensors and dtypes NumPy
     lacks use ``torch.empty``; the values written are the same either way.
     """
-    import numpy as np
     import torch
 
-    device = torch.device(device)
-    name = str(dtype).removeprefix("torch.")
     count = 1
     for s in shape:
         count *= int(s)
-    if device.type != "cpu" or name not in _NUMPY_DTYPES or count * dtype.itemsize < _HUGE_BYTES:
+    if count * dtype.itemsize < _HUGE_BYTES:  # first: small tensors are most calls, and this is on hot paths
         return torch.empty(shape, dtype=dtype, device=device)
+    device = torch.device(device)
+    name = str(dtype).removeprefix("torch.")
+    if device.type != "cpu" or name not in _NUMPY_DTYPES:
+        return torch.empty(shape, dtype=dtype, device=device)
+    import numpy as np
+
     return torch.from_numpy(np.empty(tuple(int(s) for s in shape), dtype=_NUMPY_DTYPES[name]))

@@ -238,7 +238,8 @@ class TridiagonalQuadratic(_Quadratic):
 
     @staticmethod
     def _T(x: torch.Tensor) -> torch.Tensor:
-        y = torch.mul(x, 2.0, out=_empty(x.shape, x.dtype, x.device)) if _no_grad(x) else 2.0 * x
+        big = x.numel() >= _CHUNK and _no_grad(x)  # small ones: plain torch (no buffer bookkeeping)
+        y = torch.mul(x, 2.0, out=_empty(x.shape, x.dtype, x.device)) if big else 2.0 * x
         y[..., :-1] -= x[..., 1:]
         y[..., 1:] -= x[..., :-1]
         return y
@@ -247,6 +248,13 @@ class TridiagonalQuadratic(_Quadratic):
 
     def _hess(self, x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         alpha = self.alpha if rows is None else self.alpha[rows]
+        if alpha.numel() * x.shape[-1] < _CHUNK:  # small: the direct form (same products, same sums)
+            beta = self.beta if rows is None else self.beta[rows]
+            Tx = self._T(x)
+            if Tx.dim() == 1 and alpha.numel() == 1:
+                Tx = Tx.unsqueeze(0)
+            out = Tx.mul_(alpha[:, None]) if Tx.dim() == 2 else alpha[:, None] * Tx
+            return out.add_(beta[:, None] * x)  # (alpha_i T x) + (beta_i x), each product rounded once
         Tx = self._T(x)  # a fresh tensor: scaled in place when it has the output's shape
         if Tx.dim() == 2 and Tx.shape[0] == alpha.numel():
             out = Tx.mul_(alpha[:, None])
