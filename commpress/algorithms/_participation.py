@@ -53,6 +53,13 @@ class Participation:
     def _participation_params(self) -> dict[str, Any]:
         return {"participation": self.sampler.describe()}
 
+    # listed first among the bases, the mixin adds the sampler to the parent method's params
+    def _theory_params(self) -> dict[str, Any]:
+        return {**super()._theory_params(), **self._sampling_theory()}  # type: ignore[misc]
+
+    def _extra_params(self) -> dict[str, Any]:
+        return {**super()._extra_params(), **self._participation_params()}  # type: ignore[misc]
+
     def _unbiased_mean(self, rows: torch.Tensor, S: torch.Tensor | None) -> torch.Tensor:
         r""":math:`\frac1n\sum_{i\in S}a_i/p_i` from the uplink's rows (zeros for the absent clients)."""
         if S is None:

@@ -95,11 +95,10 @@ class DASHAPP(Participation, DASHA):
         return self.p_a * super()._default_a(owner)
 
     def _theory_params(self) -> dict[str, Any]:
-        return {**super()._theory_params(), "b": self.b, **self._sampling_theory()}
+        return {**super()._theory_params(), "b": self.b}
 
     def _extra_params(self) -> dict[str, Any]:
-        return {**super()._extra_params(), "b": self.b, "b_source": self.b_source, "p_a": self.p_a,
-                **self._participation_params()}
+        return {**super()._extra_params(), "b": self.b, "b_source": self.b_source, "p_a": self.p_a}
 
     def init(self, x0: torch.Tensor | None = None) -> DASHAPPState:
         x = self._x0(x0)

@@ -68,12 +68,6 @@ class DIANAPP(Participation, DIANA):
                          regime=regime)
         self._pp()
 
-    def _theory_params(self) -> dict[str, Any]:
-        return {**super()._theory_params(), **self._sampling_theory()}
-
-    def _extra_params(self) -> dict[str, Any]:
-        return {**super()._extra_params(), **self._participation_params()}
-
     def step(self, state: DIANAState) -> DIANAState:
         t = state.t
         S = self.participants(t)

@@ -60,12 +60,6 @@ class EF21PP(Participation, EF21):
                          g0=g0, scale=scale, **oracle)
         self._pp()
 
-    def _theory_params(self) -> dict[str, Any]:
-        return {**super()._theory_params(), **self._sampling_theory()}
-
-    def _extra_params(self) -> dict[str, Any]:
-        return {**super()._extra_params(), **self._participation_params()}
-
     def step(self, state: EF21State) -> EF21State:
         t = state.t
         S = self.participants(t)

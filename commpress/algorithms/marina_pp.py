@@ -85,13 +85,10 @@ class MARINAPP(Participation, MARINA):
         return check_positive("p", params["p"], type(self).__name__, upper=1.0)
 
     def _extra_params(self) -> dict[str, Any]:
-        return {**super()._extra_params(), "p_rule": self._p_rule, **self._participation_params()}
+        return {**super()._extra_params(), "p_rule": self._p_rule}
 
     def _setup(self) -> None:
         self._pp()
-
-    def _theory_params(self) -> dict[str, Any]:
-        return {**super()._theory_params(), **self._sampling_theory()}
 
     def _compressed_mean(self, D: torch.Tensor, t: int) -> torch.Tensor:
         S = self.participants(t)

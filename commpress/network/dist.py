@@ -346,11 +346,10 @@ class TorchDistNetwork(Network):
         return self._call(f"{what} over clients (dense rows)", lambda: self._gather_rows(rows))
 
     def _gather_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """:func:`gather_rows` on the rows' device; through the CPU where the group's backend cannot
-        gather there (gloo and CUDA tensors), the result back on the rows' device."""
-        if rows.device.type == "cpu" or dist.get_backend(self.group) != "gloo":
-            return gather_rows(rows, self.counts, self.group)
-        return gather_rows(rows.cpu(), self.counts, self.group).to(rows.device)
+        """:func:`gather_rows` on the rows' device: gloo gathers host memory, so its rows go through the
+        CPU (no copy for CPU rows) and the result comes back to the rows' device (one path for all)."""
+        staged = rows.cpu() if dist.get_backend(self.group) == "gloo" else rows
+        return gather_rows(staged, self.counts, self.group).to(rows.device)
 
     def _common_scale(self, entry: _Uplink, rows: torch.Tensor, what: str) -> float | None:
         """``s`` with ``rows == s * entry.local`` exactly on every rank, or None.

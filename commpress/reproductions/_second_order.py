@@ -175,3 +175,20 @@ def plot_curve(ax, run: dict | None, label: str, *, x: str = "bits", **style) ->
            and math.isfinite(b) and b > 0]
     if pts:
         ax.plot([a for a, _ in pts], [b for _, b in pts], label=label, **style)
+
+
+def fmt(v) -> str:
+    """A report number: 4 significant digits for floats, "—" for not reached."""
+    return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def fewer_claim(a, b, claim: str, numbers: dict, a_name: str, b_name: str, more: str | None = None):
+    """The claim "a < b" where None means the target was not reached: a not reached -> unmeasurable,
+    b not reached (a reached) -> held; ``more`` is the note when a >= b (default: "a_name needed more")."""
+    from commpress.reproductions import Claim
+
+    if a is None:
+        return Claim(claim, False, numbers, unmeasurable=f"{a_name} did not reach the target")
+    if b is None:
+        return Claim(claim, True, numbers, note=f"{b_name} did not reach the target within its rounds")
+    return Claim(claim, a < b, numbers, note="" if a < b else (more or f"{a_name} needed more"))

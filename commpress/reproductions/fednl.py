@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from commpress.reproductions import Claim
-from commpress.reproductions._second_order import (first_order_at_budget, newton_zero, over_seeds, plot_curve,
-                                                   split_problem, trace)
+from commpress.reproductions._second_order import (fewer_claim, first_order_at_budget, fmt, newton_zero, over_seeds,
+                                                   plot_curve, split_problem, trace)
 
 
 def _problem(params: dict, l2: float):
@@ -136,17 +136,9 @@ def figure(results, path: Path) -> Path:
     return Path(path)
 
 
-def _fmt(v) -> str:
-    return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-
-
 def _fewer(a, b, what_a: str, what_b: str, claim: str, numbers: dict) -> Claim:
     """a < b with None = not reached."""
-    if a is None:
-        return Claim(claim, False, numbers, unmeasurable=f"{what_a} did not reach the target")
-    if b is None:
-        return Claim(claim, True, numbers, note=f"{what_b} did not reach the target within its rounds")
-    return Claim(claim, a < b, numbers, note="" if a < b else f"{what_a} needed more")
+    return fewer_claim(a, b, claim, numbers, what_a, what_b)
 
 
 def check(results) -> list[Claim]:
@@ -154,14 +146,14 @@ def check(results) -> list[Claim]:
     runs, target = data["runs"], float(results.params["target"])
     r1 = runs["rank1"]
     claims = []
-    nums = {"FedNL Rank-1 bits": _fmt(r1["bits_to_target"]), "N0 bits": _fmt(runs["n0"]["bits_to_target"]),
-            "FedNL rounds": _fmt(r1["rounds_to_target"]), "N0 rounds": _fmt(runs["n0"]["rounds_to_target"])}
+    nums = {"FedNL Rank-1 bits": fmt(r1["bits_to_target"]), "N0 bits": fmt(runs["n0"]["bits_to_target"]),
+            "FedNL rounds": fmt(r1["rounds_to_target"]), "N0 rounds": fmt(runs["n0"]["rounds_to_target"])}
     claims.append(_fewer(r1["bits_to_target"], runs["n0"]["bits_to_target"], "FedNL", "Newton Zero",
                          f"FedNL (Rank-1, α = 1) needs fewer bits per node than Newton Zero to ‖x − x*‖² ≤ {target:g}", nums))
     gd, di = runs["gd_at_budget"], runs["diana_at_budget"]
-    nums = {"budget (FedNL bits)": _fmt(data["budget"]), "GD rounds in budget": gd["rounds"],
-            "GD ‖x − x*‖² at budget": _fmt(gd["dist2"]), "DIANA rounds in budget": di["rounds"],
-            "DIANA ‖x − x*‖² at budget": _fmt(di["dist2"])}
+    nums = {"budget (FedNL bits)": fmt(data["budget"]), "GD rounds in budget": gd["rounds"],
+            "GD ‖x − x*‖² at budget": fmt(gd["dist2"]), "DIANA rounds in budget": di["rounds"],
+            "DIANA ‖x − x*‖² at budget": fmt(di["dist2"])}
     if r1["bits_to_target"] is None:
         claims.append(Claim("FedNL needs fewer bits than GD and DIANA", False, nums, unmeasurable="FedNL did not reach the target"))
     else:
@@ -170,8 +162,8 @@ def check(results) -> list[Claim]:
                             "when FedNL's bits are spent)", held, nums,
                             note="" if held else "a first-order method reached the target within FedNL's bits"))
     k1, k2 = r1["rounds_to_target"], runs["rank1_ill"]["rounds_to_target"]
-    nums = {"rounds λ=1e-3": _fmt(k1), "rounds λ=1e-4": _fmt(k2), "L/μ λ=1e-3": _fmt(data["kappa"]),
-            "L/μ λ=1e-4": _fmt(data["kappa_ill"])}
+    nums = {"rounds λ=1e-3": fmt(k1), "rounds λ=1e-4": fmt(k2), "L/μ λ=1e-3": fmt(data["kappa"]),
+            "L/μ λ=1e-4": fmt(data["kappa_ill"])}
     c = "FedNL's rounds barely depend on the condition number (≤ 2× while L/μ grows ≥ 9×)"
     if k1 is None or k2 is None:
         claims.append(Claim(c, False, nums, unmeasurable="a run did not reach the target"))
@@ -179,7 +171,7 @@ def check(results) -> list[Claim]:
         claims.append(Claim(c, k2 <= 2 * k1 and data["kappa_ill"] >= 9 * data["kappa"], nums))
     e = r1["dist2"]
     ratios = [b / a for a, b in zip(e, e[1:]) if a > 0]
-    nums = {"first ratio": _fmt(ratios[0] if ratios else None), "last ratio": _fmt(ratios[-1] if ratios else None)}
+    nums = {"first ratio": fmt(ratios[0] if ratios else None), "last ratio": fmt(ratios[-1] if ratios else None)}
     c = "superlinear local convergence: the contraction factor of ‖x − x*‖² shrinks (last ≤ first / 4)"
     if len(ratios) < 2:
         claims.append(Claim(c, False, nums, unmeasurable="fewer than three iterates"))
@@ -189,14 +181,14 @@ def check(results) -> list[Claim]:
                             "the factor stays roughly constant (fast linear) until 1e-10: the Rank-1 Hessian "
                             "estimate is not yet accurate enough for the superlinear phase"))
     h = r1["hess_err"]
-    nums = {"𝓗 first": _fmt(h[0] if h else None), "𝓗 last": _fmt(h[-1] if h else None)}
+    nums = {"𝓗 first": fmt(h[0] if h else None), "𝓗 last": fmt(h[-1] if h else None)}
     c = "Hessian learning: 𝓗^k = mean ‖H_i^k − ∇²f_i(x*)‖_F² decreases by 10× or more"
     claims.append(Claim(c, bool(h) and h[-1] * 10 <= h[0], nums, unmeasurable="" if h else "no rounds"))
-    nums = {"bits α=1": _fmt(r1["bits_to_target"]), "bits α=1−√(1−δ)": _fmt(runs["rank1_conservative"]["bits_to_target"])}
+    nums = {"bits α=1": fmt(r1["bits_to_target"]), "bits α=1−√(1−δ)": fmt(runs["rank1_conservative"]["bits_to_target"])}
     claims.append(_fewer(r1["bits_to_target"], runs["rank1_conservative"]["bits_to_target"], "α = 1", "α = 1 − √(1 − δ)",
                          "α = 1 needs fewer bits than α = 1 − √(1 − δ)", nums))
-    nums = {"Rank-1": _fmt(r1["bits_to_target"]), "Top-d": _fmt(runs["topd"]["bits_to_target"]),
-            "Rand-d": _fmt(runs["randd"]["bits_to_target"])}
+    nums = {"Rank-1": fmt(r1["bits_to_target"]), "Top-d": fmt(runs["topd"]["bits_to_target"]),
+            "Rand-d": fmt(runs["randd"]["bits_to_target"])}
     others = [runs["topd"]["bits_to_target"], runs["randd"]["bits_to_target"]]
     c = "Rank-1 is the best compressor per bit (vs Top-d, Rand-d)"
     if r1["bits_to_target"] is None:
@@ -208,7 +200,7 @@ def check(results) -> list[Claim]:
             if any(o is None for o in others) else "")
         claims.append(Claim(c, held, nums, note=note))
     k_opt2 = runs["rank1_option2"]["rounds_to_target"]
-    nums = {"rounds option 1": _fmt(k1), "rounds option 2": _fmt(k_opt2)}
+    nums = {"rounds option 1": fmt(k1), "rounds option 2": fmt(k_opt2)}
     c = "options 1 and 2 behave alike (rounds within 2×)"
     if k1 is None or k_opt2 is None:
         claims.append(Claim(c, False, nums, unmeasurable="an option did not reach the target"))
@@ -217,18 +209,18 @@ def check(results) -> list[Claim]:
         claims.append(Claim(c, held, nums, note="" if held else
                             "option 2's shift l^k I (Frobenius) over-regularises far from x*: many more rounds"))
     ls, cr, plain = runs["ls_far"], runs["cr_far"], runs["plain_far"]
-    nums = {"LS rounds": _fmt(ls["rounds_to_target"]), "CR rounds": _fmt(cr["rounds_to_target"]),
-            "CR final ‖x − x*‖²": _fmt(cr["dist2"][-1] if cr["dist2"] else None),
-            "plain FedNL rounds": _fmt(plain["rounds_to_target"]), "plain FedNL diverged": plain["diverged"]}
+    nums = {"LS rounds": fmt(ls["rounds_to_target"]), "CR rounds": fmt(cr["rounds_to_target"]),
+            "CR final ‖x − x*‖²": fmt(cr["dist2"][-1] if cr["dist2"] else None),
+            "plain FedNL rounds": fmt(plain["rounds_to_target"]), "plain FedNL diverged": plain["diverged"]}
     held = ls["rounds_to_target"] is not None and cr["rounds_to_target"] is not None and plain["rounds_to_target"] is None
     claims.append(Claim("from x* + 2·1, FedNL-LS and FedNL-CR reach the target and plain FedNL does not", held, nums,
                         note="" if held else "see the rounds: CR's cubic term (logistic L_* bound) makes its steps short"))
     pp = runs["pp"]
-    nums = {"PP rounds": _fmt(pp["rounds_to_target"]), "τ/n": f"{data['n'] // 2}/{data['n']}"}
+    nums = {"PP rounds": fmt(pp["rounds_to_target"]), "τ/n": f"{data['n'] // 2}/{data['n']}"}
     claims.append(Claim("FedNL-PP with τ = n/2 converges to the target", pp["rounds_to_target"] is not None, nums,
                         unmeasurable=""))
     bc, full = runs["bc"], runs["bc_full"]
-    nums = {"BC p=0.5 Top-d/2 bits": _fmt(bc["bits_to_target"]), "BC p=1 dense model bits": _fmt(full["bits_to_target"])}
+    nums = {"BC p=0.5 Top-d/2 bits": fmt(bc["bits_to_target"]), "BC p=1 dense model bits": fmt(full["bits_to_target"])}
     claims.append(_fewer(bc["bits_to_target"], full["bits_to_target"], "BC p=0.5", "BC p=1",
                          "FedNL-BC with p < 1 and a compressed model needs fewer total bits than p = 1 with a dense model",
                          nums))

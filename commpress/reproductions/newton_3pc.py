@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from commpress.reproductions import Claim
-from commpress.reproductions._second_order import over_seeds, plot_curve, split_problem, trace
+from commpress.reproductions._second_order import fewer_claim, fmt, over_seeds, plot_curve, split_problem, trace
 
 
 def compute(results) -> None:
@@ -85,17 +85,9 @@ def figure(results, path: Path) -> Path:
     return Path(path)
 
 
-def _fmt(v) -> str:
-    return "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-
-
 def _less(a, b, claim: str, numbers: dict, a_name: str, b_name: str) -> Claim:
-    if a is None:
-        return Claim(claim, False, numbers, unmeasurable=f"{a_name} did not reach the target")
-    if b is None:
-        return Claim(claim, True, numbers, note=f"{b_name} did not reach the target within its rounds")
-    return Claim(claim, a < b, numbers, note="" if a < b else
-                 f"{a_name} needed more bits: more rounds than {b_name} here, at a similar or larger message per round")
+    return fewer_claim(a, b, claim, numbers, a_name, b_name, more=f"{a_name} needed more bits: more rounds than "
+                       f"{b_name} here, at a similar or larger message per round")
 
 
 def check(results) -> list[Claim]:
@@ -103,7 +95,7 @@ def check(results) -> list[Claim]:
     claims = []
     for tag, where in (("", "x* + 0.1·1"), ("near_", "x* + 0.03·1")):
         cb, fn = runs[tag + "cbag_0.75"], runs[tag + "fednl_rank1"]
-        nums = {"Newton-CBAG bits": _fmt(cb["bits_to_target"]), "FedNL Rank-1 bits": _fmt(fn["bits_to_target"]),
+        nums = {"Newton-CBAG bits": fmt(cb["bits_to_target"]), "FedNL Rank-1 bits": fmt(fn["bits_to_target"]),
                 "CBAG diverged": cb["diverged"]}
         c = f"Newton-CBAG (Top-d, p = 0.75) needs fewer bits per client than FedNL (Rank-1), from {where}"
         claim = _less(cb["bits_to_target"], fn["bits_to_target"], c, nums, "Newton-CBAG", "FedNL")
@@ -112,9 +104,9 @@ def check(results) -> list[Claim]:
                           "the start lies outside its local region", unmeasurable="Newton-CBAG did not reach the target")
         claims.append(claim)
     near = {q: runs[f"near_cbag_{q}"] for q in (0.5, 0.75, 1.0)}
-    nums = {f"bits p={q}": _fmt(r["bits_to_target"]) for q, r in near.items()}
+    nums = {f"bits p={q}": fmt(r["bits_to_target"]) for q, r in near.items()}
     nums.update({f"Hessians p={q}": r.get("hessians") for q, r in near.items()})
-    nums.update({f"rounds p={q}": _fmt(r["rounds_to_target"]) for q, r in near.items()})
+    nums.update({f"rounds p={q}": fmt(r["rounds_to_target"]) for q, r in near.items()})
     c = "p < 1 lowers total bits versus p = 1 (Top-d, x* + 0.03·1), and Hessian computations scale like p"
     b1 = near[1.0]["bits_to_target"]
     lows = [near[q]["bits_to_target"] for q in (0.5, 0.75)]
@@ -132,7 +124,7 @@ def check(results) -> list[Claim]:
     base = runs["ef21_topd"]["bits_to_target"]
     for key, label in (("thr_ef21", "EF21"), ("thr_cbag", "CBAG (p = 0.5)"), ("topd_clag", "CLAG (ζ = 2, Top-d)")):
         r = runs[key]["bits_to_target"]
-        nums = {f"{label} bits": _fmt(r), "EF21 Top-d bits": _fmt(base)}
+        nums = {f"{label} bits": fmt(r), "EF21 Top-d bits": fmt(base)}
         c = (f"{label}{' with adaptive thresholding (λ = 0.5)' if key.startswith('thr') else ''} is competitive "
              "with EF21 Top-d (≤ 2× bits, from x* + 0.03·1)")
         if r is None or base is None:
