@@ -101,10 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return _worker_main(args)
     if args.report_from:  # the report of a saved run: the measurements as they were, advise measured here
-        saved = json.loads(Path(args.report_from).read_text())
-        for key in ("world", "rate", "steps", "batch_size", "params", "lr", "seed", "shaped_delay"):
-            setattr(args, key, saved["args"][key])
-        _report_ddp(args, saved["rows"], saved["probe"])
+        keys = ("world", "rate", "steps", "batch_size", "params", "lr", "seed", "shaped_delay")
+        try:
+            saved = json.loads(Path(args.report_from).read_text())
+            rows, probe = saved["rows"], saved["probe"]
+            for key in keys:
+                setattr(args, key, saved["args"][key])
+            rows[0]["methods"], rows[0]["params"], rows[0]["target_loss"]  # noqa: B018 -- what the report reads
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
+            print(f"slow_link: error: {args.report_from} is not a measurements file written by --save "
+                  f"({type(err).__name__}: {err})", file=sys.stderr)
+            return 2
+        _report_ddp(args, rows, probe)
         return 0
     try:  # bad --rate/--delay/--burst/--world: said before anything is built
         netns.commands(args.rate, args.delay, args.burst, world=args.world, tag="check")
