@@ -197,7 +197,7 @@ def _marina_wanted(args: argparse.Namespace) -> bool:
 
 # ============================================================================ reports
 def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None:
-    from commpress.integrations.advise import Link, advise, make_model, parse_bandwidth, parse_latency, powersgd_name
+    from commpress.integrations.advise import advise, make_model, powersgd_name
 
     results = rows[0]["methods"]
     params = rows[0]["params"]
@@ -254,17 +254,12 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
     for r in fsdp:  # FSDP2 with commpress's reduce-scatter: predicted per compressor
         if r["compressor"]:
             compressors.append(r["compressor"])
-    # the backend's reduce-scatter and all-gather into a tensor (FSDP2's), timed by the probe
-    factors = {name: probe.get(name, 1.0) for name in ("reduce_scatter_factor", "gather_tensor_factor")}
-    if args.shaped_delay is not None:
-        link = Link(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
-                    source=f"tc: rate {args.rate}, delay {args.shaped_delay}", **factors)
-    else:  # tbf adds no delay: the latency is the veth's, as the probe measured it
-        link = Link(parse_bandwidth(args.rate), probe["latency"], source=f"tc rate {args.rate}, latency from the probe",
-                    **factors)
+    probed, link = _advise_link(args, probe)
     if fsdp:
-        print(f"FSDP2's collectives on this backend, timed by the probe, over the ring model: reduce-scatter "
-              f"{factors['reduce_scatter_factor']:.2f}x, all-gather into a tensor {factors['gather_tensor_factor']:.2f}x")
+        print(f"FSDP2's collectives on this backend, timed by the probe, over the ring model at tc's rate: "
+              f"reduce-scatter {link.reduce_scatter_factor:.2f}x, all-gather into a tensor "
+              f"{link.gather_tensor_factor:.2f}x (over the probe's fitted {probed.describe().split(',')[0]}: "
+              f"{probed.reduce_scatter_factor:.2f}x, {probed.gather_tensor_factor:.2f}x)")
     baselines = [r["method"] for r in results if r["method"] == "bf16" or r["method"].startswith("powersgd")]
     modes = [_method_options(r["method"]).get("params") for r in fsdp]  # compressed parameter all-gathers
     advice = advise(model, batch, processes=args.world, link=link, compressors=list(dict.fromkeys(compressors)),
@@ -307,6 +302,21 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
         print(f"headline: {best['method']} (1 bit/coordinate{'' if training else ', NOT reaching the loss target'}) "
               f"{ar['step'] / best['step']:.2f}x faster per step than all-reduce (goal >= 5x), "
               f"{fp16['step'] / best['step']:.2f}x faster than fp16 (goal >= 2.5x): {'MET' if goal else 'NOT MET'}")
+
+
+def _advise_link(args: argparse.Namespace, probe: dict):
+    """The link the probe fitted (with its FSDP2 factors), and the link advise predicts on: tc's rate
+    (and tc's delay, or the probe's latency where tbf adds none), the factors rebased onto it so that
+    FSDP2's reduce-scatter and all-gather keep the times the probe measured (:meth:`Link.rebased`)."""
+    from commpress.integrations.advise import Link, parse_bandwidth, parse_latency
+
+    probed = Link(probe["bandwidth"], probe["latency"], source=probe["describe"],
+                  **{name: probe.get(name, 1.0) for name in ("reduce_scatter_factor", "gather_tensor_factor")})
+    if args.shaped_delay is not None:
+        return probed, probed.rebased(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
+                                      source=f"tc: rate {args.rate}, delay {args.shaped_delay}")
+    return probed, probed.rebased(parse_bandwidth(args.rate), probe["latency"],  # tbf: the veth's latency
+                                  source=f"tc rate {args.rate}, latency from the probe")
 
 
 def _ddp_ours(row: dict) -> bool:

@@ -240,3 +240,20 @@ def test_advise_reads_megabits_as_megabits(capsys, monkeypatch, bandwidth, bytes
     monkeypatch.setattr(adv, "format_advice", lambda advice: "ok")
     assert main(["advise", "--bandwidth", bandwidth, "--latency", "1ms"]) == 0
     assert seen["link"].bandwidth == pytest.approx(bytes_per_s)  # not 8x: "100Mbps" is 100 megabits/s
+
+
+def test_advise_takes_fsdp_collective_factors_with_a_given_link(capsys, monkeypatch):
+    import commpress.integrations.advise as adv
+
+    seen = {}
+    monkeypatch.setattr(adv, "make_model", lambda *a, **k: (None, None))
+    monkeypatch.setattr(adv, "advise", lambda model, batch, link, **k: seen.setdefault("link", link))
+    monkeypatch.setattr(adv, "format_advice", lambda advice: "ok")
+    assert main(["advise", "--bandwidth", "100Mbit", "--latency", "0us", "--reduce-scatter-factor", "2.1",
+                 "--gather-factor", "1.6"]) == 0
+    assert (seen["link"].reduce_scatter_factor, seen["link"].gather_tensor_factor) == (2.1, 1.6)
+    # without a given link the probe times them; a factor <= 0 is refused in one line
+    assert main(["advise", "--gather-factor", "1.6"]) == 2
+    _one_error_line(capsys, "--reduce-scatter-factor and --gather-factor go with --bandwidth")
+    assert main(["advise", "--bandwidth", "100Mbit", "--latency", "0us", "--gather-factor", "0"]) == 2
+    _one_error_line(capsys, "gather_tensor_factor must be a positive finite number")

@@ -119,6 +119,25 @@ def test_fit_link_recovers_the_link_that_made_the_timings(k):
     assert not math.isclose(other.bandwidth, truth.bandwidth, rel_tol=1e-3)
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_rebased_link_keeps_the_measured_times_of_fsdp_collectives(k):
+    """The probe's factors are relative to the bandwidth it fitted; on the link tc states (faster here)
+    a large reduce-scatter and all-gather must still take what the probe measured."""
+    probed = Link(9.15e6, 0.0, reduce_scatter_factor=1.57, gather_tensor_factor=1.15)
+    stated = probed.rebased(12.5e6, 0.0, source="tc")
+    big = 4e7
+    assert adv.reduce_scatter_seconds(big, k, stated) == pytest.approx(adv.reduce_scatter_seconds(big, k, probed))
+    # the parameter all-gather's factor multiplies the ring all-gather (as advise's FSDP2 rows use it)
+    assert stated.gather_tensor_factor * adv.allgather_seconds(big, k, stated) == \
+        pytest.approx(probed.gather_tensor_factor * adv.allgather_seconds(big, k, probed))
+    assert stated.reduce_scatter_factor == pytest.approx(1.57 * 12.5 / 9.15)
+    assert (stated.bandwidth, stated.source) == (12.5e6, "tc")
+    # negative control: the factors copied unscaled predict the stated link's collectives 1.37x too fast
+    copied = Link(12.5e6, 0.0, reduce_scatter_factor=1.57, gather_tensor_factor=1.15)
+    assert adv.reduce_scatter_seconds(big, k, probed) / adv.reduce_scatter_seconds(big, k, copied) == \
+        pytest.approx(12.5 / 9.15)
+
+
 def test_fit_link_keeps_latency_nonnegative():
     # timings exactly proportional to the bytes, minus a little: alpha would come out < 0
     samples = [("all_gather", b, b / 1e8 - 1e-6) for b in (1e5, 1e6, 1e7)]
