@@ -443,6 +443,35 @@ def test_fsdp_candidates_have_the_real_payloads_and_the_fsdp_step_model():
     int8 = with_params["FSDP2 + sign + params=int8"]  # k payloads of each unit's shard, gathered twice per step
     assert int8.param_bytes == k * sum(fsdp_params.payload_bytes(-(-u // k), "int8") for u in units)
     assert int8.payload_bytes == cands["FSDP2 + sign"].payload_bytes and int8.param_bytes < 4 * d / 3
+    # the bits each row reports leave a rank: FSDP's reduce-scatter keeps 1/k of its fp32 input, its two
+    # parameter all-gathers send (k-1)/k of the parameters each; DDP rows have no parameter traffic
+    preds = {p.name: p for p in adv.predict([Candidate(FP32, 4 * d, 0.0, "all_reduce"), *cands.values(), int8],
+                                            link=link, processes=k, compute=compute, d=d)}
+    assert preds["FSDP2"].bits_per_coordinate == pytest.approx(32 * (k - 1) / k)
+    assert preds["FSDP2"].param_bits_per_coordinate == pytest.approx(64 * (k - 1) / k)
+    assert preds["FSDP2 + sign"].bits_per_coordinate == pytest.approx(8 * cands["FSDP2 + sign"].payload_bytes / d)
+    assert preds[int8.name].param_bits_per_coordinate == pytest.approx(16 * int8.param_bytes * (k - 1) / (k * d))
+    assert 8 < preds[int8.name].param_bits_per_coordinate < 9  # int8 + one fp32 scale per 256, k = 2
+    assert preds[FP32].param_bits_per_coordinate is None and preds[FP32].bits_per_coordinate == 32
+
+
+def _prediction(name, step):
+    return adv.Prediction(name, 0.0, 0.0, 0.0, 0.0, 0.0, step, 1.0, None)
+
+
+def test_fsdp_rows_get_their_own_verdict_against_fsdps_own_collectives():
+    rows = [_prediction(FP32, 1.0), _prediction("sign", 0.5), _prediction("FSDP2", 4.0),
+            _prediction("FSDP2 + sign + params=int8", 0.4), _prediction("FSDP2 + sign", 2.0)]
+    text = adv.verdict(rows)
+    # the DDP sentence ranks DDP rows only, though an FSDP2 row has the smallest step of all
+    assert text.startswith("compression pays: sign is fastest (500.0 ms per step)")
+    assert "Sharded (FSDP2): FSDP2 + sign + params=int8 is fastest (400.0 ms per step), 10.0x faster than " \
+           "FSDP2's own collectives (4.00 s)." in text
+    # negative control: FSDP2's own fastest among the sharded rows is said so; without FSDP2 rows, no sentence
+    slow = [_prediction(FP32, 1.0), _prediction("FSDP2", 2.0), _prediction("FSDP2 + sign", 3.0)]
+    assert "Sharded (FSDP2): FSDP2's own collectives are fastest (2.00 s per step); the best compressed one " \
+           "(FSDP2 + sign) would take 3.00 s." in adv.verdict(slow)
+    assert "Sharded" not in adv.verdict(rows[:2])
 
 
 def test_cli_predicts_fsdp_on_request(capsys, monkeypatch):
@@ -451,9 +480,14 @@ def test_cli_predicts_fsdp_on_request(capsys, monkeypatch):
         dataclasses.replace(c, codec_seconds=1e-3)
         for c in adv._measure.measure_fsdp_candidates(specs, units, k, repeat=1, params=kw.get("params", ()))])
     assert main([*SLOW, "--fsdp"]) == 0
-    table = _table(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    table = _table(out)
     assert {"FSDP2", "FSDP2 + sign", "FSDP2 + qsgd:s=7"} <= set(table)
-    assert main(SLOW) == 0 and "FSDP2" not in _table(capsys.readouterr().out)
+    assert "| param bits |" in out and table["FSDP2"][2] == "32.000" and table["sign"][2] == "-"
+    assert "Sharded (FSDP2): " in out
+    assert main(SLOW) == 0
+    out = capsys.readouterr().out
+    assert "FSDP2" not in _table(out) and "param bits" not in out  # DDP only: the table as before
     assert main([*SLOW, "--fsdp-params", "int8"]) == 0
     assert "FSDP2 + sign + params=int8" in _table(capsys.readouterr().out)
     assert main([*SLOW, "--fsdp-params", "int3"]) != 0

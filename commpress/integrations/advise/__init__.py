@@ -57,7 +57,7 @@ from commpress.errors import ConfigError
 from commpress.integrations.advise._checks import _check_processes
 from commpress.integrations.advise._compressors import DEFAULT_COMPRESSORS, _default_compressors, compressor_from_spec
 from commpress.integrations.advise._demo_models import make_model
-from commpress.integrations.advise._format import format_advice, verdict
+from commpress.integrations.advise._format import format_advice, fsdp_verdict, verdict
 from commpress.integrations.advise._measure import (
     fsdp_units,
     measure_candidates,
@@ -73,6 +73,7 @@ from commpress.integrations.advise._model import (
     FIRST_BUCKET_BYTES,
     FP16,
     FP32,
+    FSDP2,
     Candidate,
     Compute,
     Link,
@@ -83,6 +84,7 @@ from commpress.integrations.advise._model import (
     break_even_bandwidth,
     ddp_buckets,
     fit_link,
+    is_fsdp,
     is_pytorch,
     powersgd_name,
     powersgd_payload,
@@ -94,6 +96,7 @@ from commpress.integrations.advise._units import BANDWIDTH_UNITS, parse_bandwidt
 __all__ = [
     "BASELINES",
     "BF16",
+    "FSDP2",
     "Advice",
     "Candidate",
     "Compute",
@@ -109,6 +112,8 @@ __all__ = [
     "ddp_buckets",
     "fit_link",
     "fsdp_units",
+    "fsdp_verdict",
+    "is_fsdp",
     "is_pytorch",
     "powersgd_name",
     "powersgd_payload",

@@ -31,6 +31,11 @@ FSDP2 = "FSDP2"
 BASELINES = ("bf16", "powersgd:1", "powersgd:4")
 
 
+def is_fsdp(name: str) -> bool:
+    """Whether a row is FSDP2 (its own collectives, or commpress's compressed reduce-scatter)."""
+    return name == FSDP2 or name.startswith(FSDP2 + " + ")
+
+
 def powersgd_name(rank: int) -> str:
     """The row label of PyTorch's PowerSGD hook at ``rank``."""
     return f"PowerSGD rank {int(rank)}"
@@ -174,6 +179,9 @@ class Prediction:
     step: float
     vs_fp32: float
     vs_fp16: float | None
+    #: FSDP2 rows: the two parameter all-gathers' bits leaving a rank per step and coordinate
+    #: (:math:`2 \cdot 8 \cdot` ``param_bytes`` :math:`(k-1)/(k d)`, 64 (k-1)/k uncompressed); None for DDP rows.
+    param_bits_per_coordinate: float | None = None
 
 
 # ---------------------------------------------------------------------------- the link model
@@ -221,6 +229,12 @@ def _step_seconds(c: Candidate, comm: float, compute: Compute) -> float:
     return compute.total + c.codec_seconds + comm
 
 
+def _leaving(c: Candidate, processes: int) -> float:
+    """The payload a row reports: the message a rank contributes (DDP), or for FSDP2 the bytes leaving a
+    rank (a reduce-scatter keeps 1/k of its input; the compressed rows' payloads already exclude it)."""
+    return c.payload_bytes * (processes - 1) / processes if c.collective == "reduce_scatter" else c.payload_bytes
+
+
 def predict(candidates: Sequence[Candidate], *, link: Link, processes: int, compute: Compute, d: int) -> list[Prediction]:
     """The predicted step time of every candidate, in the given order.
 
@@ -239,9 +253,11 @@ def predict(candidates: Sequence[Candidate], *, link: Link, processes: int, comp
     fp16 = steps.get(FP16)
     return [
         Prediction(
-            name=c.name, payload_bytes=c.payload_bytes, bits_per_coordinate=8 * c.payload_bytes / d,
+            name=c.name, payload_bytes=_leaving(c, processes), bits_per_coordinate=8 * _leaving(c, processes) / d,
             compute=compute.total, codec=c.codec_seconds, comm=comms[c.name], step=steps[c.name],
             vs_fp32=steps[FP32] / steps[c.name], vs_fp16=None if fp16 is None else fp16 / steps[c.name],
+            param_bits_per_coordinate=16 * c.param_bytes * (processes - 1) / (processes * d)
+            if c.collective in ("reduce_scatter", "all_to_all") else None,
         )
         for c in candidates
     ]
