@@ -7,7 +7,12 @@ Methods (``--methods``, comma-separated):
 - ``powersgd`` or ``powersgd:rank=2``: PyTorch's PowerSGD hook (error feedback, warm start);
 - ``METHOD:COMPRESSOR[:key=value,...]``: a commpress hook, METHOD one of ``mean`` (compressed
   averaging), ``ef`` (error feedback), ``ef21``, ``diana``; COMPRESSOR any registered name, e.g.
-  ``mean:cq:levels=15``, ``ef:sign``, ``mean:qsgd:s=4``, ``ef21:permk:scaled=False``.
+  ``mean:cq:levels=15``, ``ef:sign``, ``mean:qsgd:s=4``, ``ef21:permk:scaled=False``;
+- ``fsdp``: sharded training, FSDP2 (``fully_shard`` on every layer with parameters, then the
+  model) with its own reduce-scatter and parameter all-gathers;
+- ``fsdp-METHOD:COMPRESSOR[:key=value]``: FSDP2 with commpress's compressed reduce-scatter
+  (:mod:`commpress.integrations.fsdp`), e.g. ``fsdp-ef:sign``; ending in ``+params=int8`` (or
+  ``int4``, ``bf16``) the parameter all-gathers are compressed too, e.g. ``fsdp-ef:sign+params=int8``.
 
 Data: ``--data PATH`` is the folder with ``t10k-images-idx3-ubyte.gz`` and
 ``t10k-labels-idx1-ubyte.gz`` (the official 10k test split, split here 8000 train / 2000 test);
@@ -16,7 +21,8 @@ and when the files are absent scikit-learn's bundled 8x8 digits are used (80/20 
 
 Prints one row per method: final test accuracy, bytes sent per step per rank (the payload: what
 a compressed wire carries; for the commpress hooks the real packed payload, headers included),
-the bytes each rank handed to the collectives, and the wall time per training step. A run that
+the bytes each rank handed to the collectives, the parameter all-gathers' bytes leaving a rank
+(FSDP2 rows) and the wall time per training step. A run that
 diverges is marked ``diverged`` and a note under the table says why.
 
 Which combinations work at 2 ranks: ``mean`` adds the compressor's noise to the gradient with
@@ -29,6 +35,7 @@ unbiased quantizers with omega >= 1 diverge under them.
 
     python examples/ddp_mnist.py --data /work/shared/datasets/mnist
     python examples/ddp_mnist.py --epochs 5 --methods allreduce,mean:cq:levels=15,ef:sign
+    python examples/ddp_mnist.py --methods allreduce,fsdp,fsdp-ef:sign,fsdp-ef:sign+params=int8
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import commpress as cp
 from commpress.integrations import ddp as cpddp
+from commpress.integrations import fsdp as cpfsdp
 
 #: Default methods; a commpress entry is replaced by its fallback when its compressor is not registered.
 DEFAULT_METHODS = [
@@ -105,6 +113,26 @@ def parse_method(spec: str) -> tuple[str, str | None, dict]:
         raise SystemExit(f"bad method {spec!r}: use allreduce, fp16, powersgd[:rank=R] or "
                          f"{'|'.join(cpddp.METHODS)}:COMPRESSOR[:key=value,...]")
     return kind, parts[1], _params(parts[2] if len(parts) > 2 else "")
+
+
+def parse_fsdp(spec: str) -> tuple[str | None, str | None, dict, str | None]:
+    """'fsdp' -> (None, None, {}, None); 'fsdp-ef:sign:block_size=256+params=int8' ->
+    ('ef', 'sign', {'block_size': 256}, 'int8'): the method, compressor, its parameters, the parameters' mode."""
+    body, plus, mode = spec.partition("+params=")
+    if plus and not mode:
+        raise SystemExit(f"bad method {spec!r}: +params= needs a mode (int8, int4, bf16)")
+    if body == "fsdp":
+        if mode:
+            raise SystemExit(f"bad method {spec!r}: compressed parameter all-gathers go with a compressed "
+                             f"reduce-scatter, e.g. fsdp-ef:sign+params={mode}")
+        return None, None, {}, None
+    kind, _, rest = body.partition("-")
+    method, colon, _ = rest.partition(":")
+    if kind != "fsdp" or method not in cpfsdp.METHODS or not colon:
+        raise SystemExit(f"bad method {spec!r}: use fsdp or fsdp-{{{'|'.join(cpfsdp.METHODS)}}}:COMPRESSOR"
+                         "[:key=value,...][+params=int8|int4|bf16]")
+    _, name, params = parse_method(rest)
+    return method, name, params, mode or None
 
 
 def _params(text: str) -> dict:
@@ -222,15 +250,41 @@ def attach(model: DDP, spec: str, seed: int):
     return lambda: (state.traffic.last_payload_bytes, state.traffic.last_wire_bytes)
 
 
+def shard(model: nn.Module, spec: str, seed: int, world: int):
+    """FSDP2 for an ``fsdp`` method: ``fully_shard`` on every layer with parameters, then the model,
+    and commpress's reduce-scatter (and parameter all-gathers) when the method asks. Returns the
+    sharded model and a function giving (payload, wire, parameter all-gather) bytes of the last step
+    leaving a rank."""
+    from torch.distributed.fsdp import fully_shard
+
+    method, name, params, mode = parse_fsdp(spec)
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            fully_shard(module)
+    fully_shard(model)
+    n_params = sum(p.numel() for p in model.parameters())  # DTensors: the full parameters
+    share = 4 * n_params * (world - 1) // world  # FSDP's own: fp32, all but the rank's own shard
+    if method is None:
+        return model, lambda: (share, share, 2 * share)
+    gather = {"params": mode} if mode else {}
+    state = cpfsdp.register(model, cp.compressors.make(name, **params), method, seed=seed, **gather)
+    return model, lambda: (state.traffic.last_payload_bytes, state.traffic.last_wire_bytes,
+                           state.param_traffic.last_payload_bytes if mode else 2 * share)
+
+
 # ---------------------------------------------------------------------------- one process
 def run_method(spec: str, args, rank: int, world: int, data) -> dict:
     x_train, y_train, x_test, y_test = data
-    torch.manual_seed(args.seed)  # the same initial model for every method (DDP broadcasts rank 0's)
-    model = DDP(make_model(x_train.shape[-1]), bucket_cap_mb=args.bucket_cap_mb)
-    bytes_of_last_step = attach(model, spec, args.seed)
+    torch.manual_seed(args.seed)  # the same initial model for every method and rank (FSDP2 needs it equal)
+    if spec.startswith("fsdp"):
+        model, bytes_of_last_step = shard(make_model(x_train.shape[-1]), spec, args.seed, world)
+    else:
+        model = DDP(make_model(x_train.shape[-1]), bucket_cap_mb=args.bucket_cap_mb)
+        ddp_bytes = attach(model, spec, args.seed)
+        bytes_of_last_step = lambda: (*ddp_bytes(), None)  # noqa: E731 (no parameter all-gathers)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     loss_fn = nn.CrossEntropyLoss()
-    times, sent = [], [(0, 0)]
+    times, sent = [], [(0, 0, None)]
     diverged, error = False, None
     try:
         train(model, opt, loss_fn, bytes_of_last_step, args, rank, world, x_train, y_train, times, sent)
@@ -247,7 +301,7 @@ def run_method(spec: str, args, rank: int, world: int, data) -> dict:
     # the slowest rank sets the pace: report the max over ranks of the mean step time after warm-up
     mean_time = torch.tensor(float(np.mean(times[2:] or times or [0.0])))
     dist.all_reduce(mean_time, op=dist.ReduceOp.MAX)
-    return {"method": spec, "accuracy": accuracy, "payload": sent[-1][0], "wire": sent[-1][1],
+    return {"method": spec, "accuracy": accuracy, "payload": sent[-1][0], "wire": sent[-1][1], "params": sent[-1][2],
             "time": mean_time.item(), "steps": len(times), "diverged": diverged, "error": error,
             "fp32": 4 * sum(p.numel() for p in model.parameters())}
 
@@ -301,16 +355,21 @@ def worker(rank: int, world: int, port: int, args) -> None:
 
 def print_table(rows: list[dict], world: int, n_params: int) -> None:
     """bytes/step/rank: payload of the last step (compressor messages incl. headers; raw tensors for the
-    baselines); collective in B: what each rank handed to the collectives (padding, length words).
+    baselines; FSDP2 rows: the reduce-scatter's share leaving a rank); collective in B: what each rank
+    handed to the collectives (padding, length words); param B/step: FSDP2's two parameter all-gathers
+    leaving a rank (- for DDP).
     Each diverged row gets a note under the table saying why."""
-    head = f"| {'method':<24} | {'test acc':>8} | {'bytes/step/rank':>15} | {'vs fp32':>8} | {'collective in B':>15} | {'ms/step':>7} |"
+    w = max([24, *(len(r["method"]) for r in rows)])
+    head = (f"| {'method':<{w}} | {'test acc':>8} | {'bytes/step/rank':>15} | {'vs fp32':>8} | {'collective in B':>15} "
+            f"| {'param B/step':>12} | {'ms/step':>7} |")
     print()
     print(head)
     print("|" + "|".join("-" * (len(c) + 0) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
         acc = ("failed" if (r["error"] or "").startswith("failed") else "diverged") if r["diverged"] else f"{r['accuracy']:8.4f}"
-        print(f"| {r['method']:<24} | {acc:>8} | {r['payload']:15,d} | {r['fp32'] / max(r['payload'], 1):7.1f}x "
-              f"| {r['wire']:15,d} | {1e3 * r['time']:7.2f} |")
+        params = "-" if r.get("params") is None else f"{r['params']:,d}"
+        print(f"| {r['method']:<{w}} | {acc:>8} | {r['payload']:15,d} | {r['fp32'] / max(r['payload'], 1):7.1f}x "
+              f"| {r['wire']:15,d} | {params:>12} | {1e3 * r['time']:7.2f} |")
     diverged = [r for r in rows if r["diverged"]]
     if diverged:
         print("notes:")
@@ -347,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.methods:
         for spec in args.methods.split(","):
-            kind, name, params = parse_method(spec)
+            _, name, params, *_ = parse_fsdp(spec) if spec.startswith("fsdp") else parse_method(spec)
             if name is not None:
                 cp.compressors.make(name, **params)  # fail early on a bad name or parameter
     mp.spawn(worker, args=(args.world, free_port(), args), nprocs=args.world, join=True)

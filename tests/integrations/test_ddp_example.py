@@ -58,3 +58,45 @@ def test_a_diverged_row_gets_a_note_under_the_table(example, capsys):
     assert "mean:cq diverged at step 15: 1-bit cq is unbiased with omega" in notes
     assert "diana:cq:range=minmax stopped at step 15: failed (not a divergence)" in notes
     assert "levels=15" not in notes
+
+
+@pytest.mark.parametrize(("spec", "parsed"), [
+    ("fsdp", (None, None, {}, None)),
+    ("fsdp-ef:sign", ("ef", "sign", {}, None)),
+    ("fsdp-ef21:sign:block_size=256+params=int8", ("ef21", "sign", {"block_size": 256}, "int8")),
+    ("fsdp-mean:permk+params=bf16", ("mean", "permk", {}, "bf16")),
+])
+def test_fsdp_methods_parse(example, spec, parsed):
+    assert example.parse_fsdp(spec) == parsed
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("fsdp+params=int8", "go with a compressed reduce-scatter"),
+    ("fsdp-ef:sign+params=", "needs a mode"),
+    ("fsdp-sgd:sign", "use fsdp or fsdp-{mean|ef|ef21|diana}"),
+    ("fsdp-ef", "use fsdp or fsdp-"),
+    ("fsdpx", "use fsdp or fsdp-"),
+])
+def test_bad_fsdp_methods_say_what_to_write(example, spec, needle):
+    with pytest.raises(SystemExit, match=needle.replace("|", r"\|").replace("{", r"\{").replace("}", r"\}")):
+        example.parse_fsdp(spec)
+
+
+def test_the_example_trains_under_fsdp2_and_reports_the_parameter_gathers(tmp_path):
+    """Two gloo processes, a few steps on the bundled digits: FSDP2's own collectives and commpress's
+    (1-bit EF, int8 parameters) run; the param B/step column shows the int8 gathers at about 1/4 of fp32's."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COMMPRESS_DATA": str(tmp_path)}  # no MNIST there: the bundled digits
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--methods", "fsdp,fsdp-ef:sign+params=int8",
+                           "--max-steps", "3", "--epochs", "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in out.splitlines() if line.startswith("| fsdp")}
+    assert set(rows) == {"fsdp", "fsdp-ef:sign+params=int8"}
+    own, int8 = (int(rows[m][4].replace(",", "")) for m in ("fsdp", "fsdp-ef:sign+params=int8"))
+    assert 0.2 * own < int8 < 0.3 * own  # int8 plus one float32 scale per 256 entries, vs float32
+    assert int(rows["fsdp-ef:sign+params=int8"][1].replace(",", "")) < int(rows["fsdp"][1].replace(",", "")) / 20
