@@ -197,7 +197,13 @@ def _marina_wanted(args: argparse.Namespace) -> bool:
 
 # ============================================================================ reports
 def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None:
+    from commpress._malloc import keep_freed_memory
     from commpress.integrations.advise import advise, make_model, powersgd_name
+
+    # advise times the codecs here: under the ranks' allocator setting (and the CLI's), else every large
+    # buffer may be page-faulted anew, which doubled 1-bit sign's codec time and made it depend on what
+    # this process had freed before (glibc's dynamic mmap threshold)
+    keep_freed_memory()
 
     results = rows[0]["methods"]
     params = rows[0]["params"]
@@ -255,11 +261,7 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
         if r["compressor"]:
             compressors.append(r["compressor"])
     probed, link = _advise_link(args, probe)
-    if fsdp:
-        print(f"FSDP2's collectives on this backend, timed by the probe, over the ring model at tc's rate: "
-              f"reduce-scatter {link.reduce_scatter_factor:.2f}x, all-gather into a tensor "
-              f"{link.gather_tensor_factor:.2f}x (over the probe's fitted {probed.describe().split(',')[0]}: "
-              f"{probed.reduce_scatter_factor:.2f}x, {probed.gather_tensor_factor:.2f}x)")
+    print(f"the probe's link: {probed.describe()}")
     baselines = [r["method"] for r in results if r["method"] == "bf16" or r["method"].startswith("powersgd")]
     modes = [_method_options(r["method"]).get("params") for r in fsdp]  # compressed parameter all-gathers
     advice = advise(model, batch, processes=args.world, link=link, compressors=list(dict.fromkeys(compressors)),
@@ -305,18 +307,22 @@ def _report_ddp(args: argparse.Namespace, rows: list[dict], probe: dict) -> None
 
 
 def _advise_link(args: argparse.Namespace, probe: dict):
-    """The link the probe fitted (with its FSDP2 factors), and the link advise predicts on: tc's rate
-    (and tc's delay, or the probe's latency where tbf adds none), the factors rebased onto it so that
-    FSDP2's reduce-scatter and all-gather keep the times the probe measured (:meth:`Link.rebased`)."""
-    from commpress.integrations.advise import Link, parse_bandwidth, parse_latency
+    """The link the probe fitted (with its collectives' factors), and the link advise predicts on: tc's
+    rate (and tc's delay, or the probe's latency where tbf adds none), the factors rebased onto it so that
+    every collective keeps the time the probe measured (:meth:`Link.rebased`). A factor missing from an
+    older --save file was not measured: it stays 1 on tc's rate (the ring model)."""
+    import dataclasses
 
-    probed = Link(probe["bandwidth"], probe["latency"], source=probe["describe"],
-                  **{name: probe.get(name, 1.0) for name in ("reduce_scatter_factor", "gather_tensor_factor")})
+    from commpress.integrations.advise import FACTORS, Link, parse_bandwidth, parse_latency
+
+    probed = Link(probe["bandwidth"], probe["latency"], source=probe.get("source", "the link probe"),
+                  **{name: probe[name] for name in FACTORS if name in probe})
     if args.shaped_delay is not None:
-        return probed, probed.rebased(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
-                                      source=f"tc: rate {args.rate}, delay {args.shaped_delay}")
-    return probed, probed.rebased(parse_bandwidth(args.rate), probe["latency"],  # tbf: the veth's latency
-                                  source=f"tc rate {args.rate}, latency from the probe")
+        link = probed.rebased(parse_bandwidth(args.rate), parse_latency(args.shaped_delay),
+                              source=f"tc: rate {args.rate}, delay {args.shaped_delay}")
+    else:  # tbf: the veth's latency, as the probe measured it
+        link = probed.rebased(parse_bandwidth(args.rate), probe["latency"], source=f"tc rate {args.rate}, latency from the probe")
+    return probed, dataclasses.replace(link, **{name: 1.0 for name in FACTORS if name not in probe})
 
 
 def _ddp_ours(row: dict) -> bool:
@@ -349,12 +355,12 @@ def _worker_main(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     keep_freed_memory()  # as commpress's own workers do: large buffers reused, not page-faulted each step
     if args.worker == "link":
-        from commpress.integrations.advise import measure_link
+        from commpress.integrations.advise import FACTORS, measure_link
 
         link = measure_link(args.world, master_addr=args.addr, master_port=args.port, rank=args.rank,
                             sizes=(65536, 1024 * 1024, 4 * 1024 * 1024), repeat=3, timeout=300)
-        out = {"bandwidth": link.bandwidth, "latency": link.latency, "describe": link.describe(),
-               "reduce_scatter_factor": link.reduce_scatter_factor, "gather_tensor_factor": link.gather_tensor_factor}
+        out = {"bandwidth": link.bandwidth, "latency": link.latency, "describe": link.describe(), "source": link.source,
+               **{name: getattr(link, name) for name in FACTORS}}
     elif args.worker == "ddp":
         out = _ddp_worker(args)
     else:

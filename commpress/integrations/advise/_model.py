@@ -73,13 +73,22 @@ FIRST_BUCKET_BYTES, BUCKET_CAP_BYTES = 1024 * 1024, 25 * 1024 * 1024
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all")
 
 
+#: The per-collective factors of a :class:`Link`, each keyed by the collective :func:`fit_link` times.
+FACTORS = {"all_reduce_factor": "all_reduce", "all_gather_factor": "all_gather",
+           "reduce_scatter_factor": "reduce_scatter", "gather_tensor_factor": "all_gather_tensor"}
+
+
 @dataclass(frozen=True)
 class Link:
     """A link between ranks: ``bandwidth`` in bytes/s (one rank, one direction), ``latency`` in s.
 
-    ``reduce_scatter_factor`` and ``gather_tensor_factor``: the backend's reduce-scatter and
-    all-gather into one tensor (FSDP2's two collectives) over the ring model's time (1 for a ring;
-    :func:`measure_link` times them, since a backend may implement them with more traffic).
+    The factors: each collective's measured time over its ring model on this link (1 for a ring):
+    ``all_reduce_factor`` and ``all_gather_factor`` (the all-gather of a list of payloads that
+    commpress's DDP hooks use), ``reduce_scatter_factor`` and ``gather_tensor_factor`` (FSDP2's
+    reduce-scatter and all-gather into one tensor). :func:`measure_link` times them: a backend may
+    move more traffic than the ring, or move it less efficiently. gloo at 100 Mbit/s across veth,
+    over tc's rate: all-reduce 1.1x, all-gather 1.6x, reduce-scatter 2.2x (an all-reduce),
+    all-gather into a tensor 1.6x.
     """
 
     bandwidth: float
@@ -87,23 +96,28 @@ class Link:
     source: str = "given"
     reduce_scatter_factor: float = 1.0
     gather_tensor_factor: float = 1.0
+    all_reduce_factor: float = 1.0
+    all_gather_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.bandwidth, (int, float)) and self.bandwidth > 0 and math.isfinite(self.bandwidth)):
             raise ConfigError(f"link bandwidth must be a positive finite number of bytes/s; got {self.bandwidth!r}.")
         if not (isinstance(self.latency, (int, float)) and self.latency >= 0 and math.isfinite(self.latency)):
             raise ConfigError(f"link latency must be a finite number of seconds >= 0; got {self.latency!r}.")
-        for name in ("reduce_scatter_factor", "gather_tensor_factor"):
+        for name in FACTORS:
             factor = getattr(self, name)
             if not (isinstance(factor, (int, float)) and factor > 0 and math.isfinite(factor)):
                 raise ConfigError(f"{name} must be a positive finite number; got {factor!r}.")
 
     def describe(self) -> str:
-        return f"{_fmt_rate(self.bandwidth)}, latency {_fmt_seconds(self.latency)} ({self.source})"
+        text = f"{_fmt_rate(self.bandwidth)}, latency {_fmt_seconds(self.latency)} ({self.source})"
+        factors = [f"{collective.replace('_', '-')} {getattr(self, name):.2f}x" for name, collective in FACTORS.items()
+                   if getattr(self, name) != 1.0]
+        return text + (f"; collectives over the ring model: {', '.join(factors)}" if factors else "")
 
     def rebased(self, bandwidth: float, latency: float, source: str) -> Link:
         r"""This link with another ``bandwidth`` and ``latency`` (e.g. the rate tc set, where this one
-        was fitted by :func:`measure_link`), keeping the measured times of FSDP2's collectives.
+        was fitted by :func:`measure_link`), keeping the measured times of its collectives.
 
         The factors are relative to the link they were measured on: a reduce-scatter of B bytes
         took :math:`f\,\frac{k-1}{k} B/\beta` on it. On the new link the same large collective
@@ -113,8 +127,7 @@ class Link:
         (1.37x at tc's 100 Mbit/s against the 73 Mbit/s the probe fitted across veth).
         """
         scale = bandwidth / self.bandwidth if bandwidth > 0 and math.isfinite(bandwidth) else 1.0
-        return Link(bandwidth, latency, source=source, reduce_scatter_factor=self.reduce_scatter_factor * scale,
-                    gather_tensor_factor=self.gather_tensor_factor * scale)
+        return Link(bandwidth, latency, source=source, **{name: getattr(self, name) * scale for name in FACTORS})
 
 
 @dataclass(frozen=True)
@@ -212,9 +225,10 @@ def all_to_all_seconds(nbytes_out: float, processes: int, link: Link, messages: 
 
 
 def _comm_seconds(c: Candidate, processes: int, link: Link) -> float:
-    if c.collective in ("all_reduce", "all_gather"):
-        fn = allreduce_seconds if c.collective == "all_reduce" else allgather_seconds
-        return fn(c.payload_bytes, processes, link, c.messages)
+    if c.collective == "all_reduce":
+        return link.all_reduce_factor * allreduce_seconds(c.payload_bytes, processes, link, c.messages)
+    if c.collective == "all_gather":
+        return link.all_gather_factor * allgather_seconds(c.payload_bytes, processes, link, c.messages)
     k = _check_processes(processes)
     # forward and backward all-gathers of the parameters, into one tensor
     params = 2 * link.gather_tensor_factor * allgather_seconds(c.param_bytes / k, k, link, c.messages)
@@ -304,19 +318,21 @@ def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source
     a socket buffer and look faster than the link); time sizes a few decades apart.
 
     ``"reduce_scatter"`` samples (bytes = the input per rank) and ``"all_gather_tensor"`` samples
-    (bytes = the shard per rank) do not enter the fit: the link's ``reduce_scatter_factor`` and
-    ``gather_tensor_factor`` are the medians, over the largest of them, of the measured time over
-    :func:`reduce_scatter_seconds` / :func:`allgather_seconds` on the fitted link (1 without such samples).
+    (bytes = the shard per rank) do not enter the fit. Every collective's factor (:data:`FACTORS`)
+    is the median, over its largest messages (within 8x of the largest), of the measured time over
+    its ring model on the fitted link (1 without such samples): one line fits all collectives only
+    where the backend runs them all as rings (gloo's all-gather moved bytes 1.5x slower than its
+    all-reduce across veth at 100 Mbit/s).
     """
     k = _check_processes(processes)
     if k < 2:
         raise ConfigError("fitting a link needs timings between at least 2 processes.")
-    rows, fsdp = [], {"reduce_scatter": [], "all_gather_tensor": []}
+    rows, timed = [], {collective: [] for collective in FACTORS.values()}
     for collective, nbytes, seconds in samples:
-        if collective in fsdp:
+        if collective in ("reduce_scatter", "all_gather_tensor"):
             if not seconds > 0:
                 raise ConfigError(f"a timed collective must take > 0 s; got {seconds!r} for {collective}.")
-            fsdp[collective].append((nbytes, seconds))
+            timed[collective].append((nbytes, seconds))
             continue
         if collective == "all_reduce":
             a, v = 2 * (k - 1), 2 * (k - 1) / k * nbytes
@@ -327,6 +343,7 @@ def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source
         if not seconds > 0:
             raise ConfigError(f"a timed collective must take > 0 s; got {seconds!r} for {collective} of {nbytes} bytes.")
         rows.append((a, v, seconds))
+        timed[collective].append((nbytes, seconds))
     if len(rows) < 2:
         raise ConfigError(f"fitting a link needs at least two timings of different sizes; got {len(rows)}.")
     M = torch.tensor(rows, dtype=torch.float64)
@@ -339,14 +356,14 @@ def fit_link(samples: Sequence[tuple[str, float, float]], processes: int, source
     if inv_bw <= 0:
         raise ConfigError("the timings do not grow with the message size; time larger messages to fit a bandwidth.")
     link = Link(bandwidth=1.0 / inv_bw, latency=latency, source=source)
+    models = {"all_reduce": allreduce_seconds, "all_gather": allgather_seconds,
+              "reduce_scatter": reduce_scatter_seconds, "all_gather_tensor": allgather_seconds}
     factors = {}
-    for collective, model, name in (("reduce_scatter", reduce_scatter_seconds, "reduce_scatter_factor"),
-                                    ("all_gather_tensor", allgather_seconds, "gather_tensor_factor")):
-        timed = fsdp[collective]
-        if timed:  # the largest messages only, as for the bandwidth: small ones ride buffers
-            top = max(nbytes for nbytes, _ in timed)
-            factors[name] = float(statistics.median(seconds / model(nbytes, k, link)
-                                                    for nbytes, seconds in timed if nbytes * 8 >= top))
+    for name, collective in FACTORS.items():
+        if timed[collective]:  # the largest messages only, as for the bandwidth: small ones ride buffers
+            top = max(nbytes for nbytes, _ in timed[collective])
+            factors[name] = float(statistics.median(seconds / models[collective](nbytes, k, link)
+                                                    for nbytes, seconds in timed[collective] if nbytes * 8 >= top))
     return dataclasses.replace(link, **factors) if factors else link
 
 
