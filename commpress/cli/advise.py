@@ -42,12 +42,11 @@ def add_parser(sub) -> None:
     p.add_argument("--fsdp-params", default="",
                    help="with --fsdp: also predict the parameter all-gathers compressed, modes comma-separated "
                         "(int8, int4, bf16; see commpress.integrations.fsdp_params)")
-    p.add_argument("--reduce-scatter-factor", type=float, default=None,
-                   help="with --bandwidth: the backend's reduce-scatter time over the ring model's (default 1; gloo "
-                        "measured 2.1 at 100 Mbit/s across veth, where the probe times it on a measured link)")
-    p.add_argument("--gather-factor", type=float, default=None,
-                   help="with --bandwidth: the backend's all-gather into one tensor over the ring model's (default 1; "
-                        "gloo measured 1.6)")
+    p.add_argument("--factors", default=None,
+                   help="with --bandwidth: each collective's time over its ring model, comma-separated KEY=X with KEY "
+                        "all_reduce, all_gather, reduce_scatter or all_gather_tensor (default 1 each; gloo measured "
+                        "all_reduce=1.1,all_gather=1.6,reduce_scatter=2.2,all_gather_tensor=1.6 at 100 Mbit/s across "
+                        "veth; a measured link times them itself)")
     p.add_argument("--model", choices=("cnn", "mlp"), default="cnn",
                    help="built-in model: a small CNN on 28x28 images, or an MLP 784-H-H-10 (default cnn)")
     p.add_argument("--hidden", type=int, default=1024, help="hidden width H of --model mlp (default 1024)")
@@ -70,11 +69,9 @@ def run(args) -> int:
     if (args.bandwidth is None) != (args.latency is None):
         raise ConfigError("give --bandwidth and --latency together (e.g. --bandwidth 100Mbit --latency 1ms), "
                           "or neither to measure the link.")
-    factors = {name: value for name, value in (("reduce_scatter_factor", args.reduce_scatter_factor),
-                                                 ("gather_tensor_factor", args.gather_factor)) if value is not None}
-    if factors and args.bandwidth is None:
-        raise ConfigError("--reduce-scatter-factor and --gather-factor go with --bandwidth/--latency; a measured "
-                          "link times FSDP2's collectives itself.")
+    factors = _factors(args.factors) if args.factors is not None else {}
+    if args.factors is not None and args.bandwidth is None:
+        raise ConfigError("--factors goes with --bandwidth/--latency; a measured link times the collectives itself.")
     link = None
     if args.bandwidth is not None:
         link = Link(parse_bandwidth(args.bandwidth), parse_latency(args.latency),
@@ -107,6 +104,24 @@ def run(args) -> int:
                     fsdp=args.fsdp or bool(fsdp_params), fsdp_params=fsdp_params)
     print(format_advice(advice))
     return 0
+
+
+def _factors(text: str) -> dict[str, float]:
+    """'all_gather=1.6,reduce_scatter=2.2' -> {'all_gather_factor': 1.6, 'reduce_scatter_factor': 2.2}."""
+    from commpress.errors import ConfigError
+    from commpress.integrations.advise import FACTORS
+
+    names = {collective: name for name, collective in FACTORS.items()}
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, eq, value = item.partition("=")
+        if key not in names or not eq:
+            raise ConfigError(f"--factors: {item!r} is not KEY=X with KEY one of {', '.join(names)}.")
+        try:
+            out[names[key]] = float(value)
+        except ValueError:
+            raise ConfigError(f"--factors: {key}={value!r} is not a number.") from None
+    return out
 
 
 def _split_specs(text: str) -> list[str]:

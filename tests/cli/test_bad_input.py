@@ -242,18 +242,23 @@ def test_advise_reads_megabits_as_megabits(capsys, monkeypatch, bandwidth, bytes
     assert seen["link"].bandwidth == pytest.approx(bytes_per_s)  # not 8x: "100Mbps" is 100 megabits/s
 
 
-def test_advise_takes_fsdp_collective_factors_with_a_given_link(capsys, monkeypatch):
+def test_advise_takes_collective_factors_with_a_given_link(capsys, monkeypatch):
     import commpress.integrations.advise as adv
 
     seen = {}
     monkeypatch.setattr(adv, "make_model", lambda *a, **k: (None, None))
     monkeypatch.setattr(adv, "advise", lambda model, batch, link, **k: seen.setdefault("link", link))
     monkeypatch.setattr(adv, "format_advice", lambda advice: "ok")
-    assert main(["advise", "--bandwidth", "100Mbit", "--latency", "0us", "--reduce-scatter-factor", "2.1",
-                 "--gather-factor", "1.6"]) == 0
-    assert (seen["link"].reduce_scatter_factor, seen["link"].gather_tensor_factor) == (2.1, 1.6)
-    # without a given link the probe times them; a factor <= 0 is refused in one line
-    assert main(["advise", "--gather-factor", "1.6"]) == 2
-    _one_error_line(capsys, "--reduce-scatter-factor and --gather-factor go with --bandwidth")
-    assert main(["advise", "--bandwidth", "100Mbit", "--latency", "0us", "--gather-factor", "0"]) == 2
-    _one_error_line(capsys, "gather_tensor_factor must be a positive finite number")
+    assert main(["advise", "--bandwidth", "100Mbit", "--latency", "0us", "--factors",
+                 "all_gather=1.6,reduce_scatter=2.1,all_gather_tensor=1.5"]) == 0
+    link = seen["link"]
+    assert (link.all_reduce_factor, link.all_gather_factor, link.reduce_scatter_factor,
+            link.gather_tensor_factor) == (1.0, 1.6, 2.1, 1.5)
+    # without a given link the probe times them; a bad key, a non-number or a factor <= 0: one line
+    assert main(["advise", "--factors", "all_gather=1.6"]) == 2
+    _one_error_line(capsys, "--factors goes with --bandwidth")
+    for bad, needle in (("broadcast=2", "is not KEY=X with KEY one of all_reduce, all_gather"),
+                        ("all_gather", "is not KEY=X"), ("all_gather=fast", "all_gather='fast' is not a number"),
+                        ("all_gather=0", "all_gather_factor must be a positive finite number")):
+        assert main(["advise", "--bandwidth", "100Mbit", "--latency", "0us", "--factors", bad]) == 2
+        _one_error_line(capsys, needle)

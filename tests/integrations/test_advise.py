@@ -138,6 +138,28 @@ def test_rebased_link_keeps_the_measured_times_of_fsdp_collectives(k):
         pytest.approx(12.5 / 9.15)
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_fit_link_gives_each_collective_its_measured_factor(k):
+    """A backend whose all-gather moves bytes 1.6x slower than its all-reduce (gloo across veth): the
+    fitted line is a compromise, and each collective's factor restores its own large-message times."""
+    ring = Link(bandwidth=1.25e7, latency=0.0)  # no latency: each factor is then exact at every size
+    sizes = (6.5e4, 1e6, 4e6)
+    samples = [("all_reduce", b, 1.1 * adv.allreduce_seconds(b, k, ring)) for b in sizes]
+    samples += [("all_gather", b, 1.6 * adv.allgather_seconds(b, k, ring)) for b in sizes]
+    fit = adv.fit_link(samples, k)
+    for collective, b, seconds in samples:
+        if b >= 1e6:  # the largest messages (within 8x of the largest) set the factors
+            model = adv.allreduce_seconds if collective == "all_reduce" else adv.allgather_seconds
+            factor = fit.all_reduce_factor if collective == "all_reduce" else fit.all_gather_factor
+            assert factor * model(b, k, fit) == pytest.approx(seconds, rel=1e-9)
+    assert fit.all_gather_factor / fit.all_reduce_factor == pytest.approx(1.6 / 1.1, rel=1e-9)
+    assert "all-gather " in fit.describe() and "collectives over the ring model" in fit.describe()
+    # negative control: the same timings with one efficiency fit one line, and every factor is 1
+    same = adv.fit_link([(c, b, t / (1.1 if c == "all_reduce" else 1.6)) for c, b, t in samples], k)
+    assert same.all_reduce_factor == pytest.approx(1.0) and same.all_gather_factor == pytest.approx(1.0)
+    assert "collectives over the ring model" not in Link(1e8, 0.0).describe()
+
+
 def test_fit_link_keeps_latency_nonnegative():
     # timings exactly proportional to the bytes, minus a little: alpha would come out < 0
     samples = [("all_gather", b, b / 1e8 - 1e-6) for b in (1e5, 1e6, 1e7)]

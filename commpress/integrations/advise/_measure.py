@@ -81,9 +81,10 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
     :func:`measure_powersgd_hook`) and one candidate per compressor, with codec times measured here.
 
     Codec time per step = the sum over ``buckets`` (entries per bucket) of this rank's encoding
-    and the decoding of all ``processes`` payloads (for summable compressors: the fast path of
-    this rank's row), with the hook's passes over the bucket (a working copy, the mean of the
-    decoded rows, the copy back), median of ``repeat`` runs; payload bytes are the real packed
+    and the decoding of all ``processes`` payloads, one at a time into a running sum as the hook
+    does (decoding all k into one (k, d) matrix took 3-4x as long as k single decodes at 6.5M
+    entries), with the hook's passes over the bucket (a working copy, the sum, its scaling); for
+    summable compressors the fast path of this rank's row; median of ``repeat`` runs; payload bytes are the real packed
     lengths. Stateful hooks (EF, EF21, DIANA) add a few vector additions per bucket, not counted.
     """
     k = _check_processes(processes)
@@ -112,12 +113,15 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
                 continue
             # every rank's message (compressors such as PermK send each client a different block)
             payloads = [[C.encode(x[None], seed, clients=[i], n=k)[0] for i in range(k)] for x in grads]
-            clients = torch.arange(k)
 
-            def codec_once() -> None:  # as the hook does: working copy, encode, decode all, mean, copy back
+            def codec_once() -> None:  # as the hook does: working copy, encode, decode each rank's into a sum
                 for x, sent in zip(grads, payloads):
                     C.encode(x.clone()[None], seed, clients=[0], n=k)
-                    C.decode(sent, seed, x.numel(), clients=clients, n=k).mean(dim=0).clone()
+                    total = None
+                    for r, message in enumerate(sent):  # one at a time, as the hook: no (k, d) matrix
+                        row = C.decode([message], seed, x.numel(), clients=[r], n=k)[0]
+                        total = row.clone() if total is None else total.add_(row)
+                    total.div_(k)
 
             # the hook's frames: each payload padded to the longest, after its length word
             nbytes = sum(max(map(len, sent)) + _LENGTH_BYTES for sent in payloads)
@@ -195,12 +199,13 @@ def measure_fsdp_candidates(compressors: Sequence[str | Compressor], units: Sequ
 
 def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], ranks: Sequence[int], *,
                           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                          repeat: int = 3, threads: int | None = None) -> dict[int, float] | None:
+                          repeat: int = 3, threads: int | None = None, rounds: int = 3) -> dict[int, float] | None:
     """Seconds per step that PyTorch's own ``powerSGD_hook`` adds to a DDP step of ``model``, per rank R.
 
     Timed for real: a copy of the model in a one-process gloo DDP (an in-process store), once with
     DDP's own all-reduce and once per rank with the hook (error feedback and warm start, after its
-    two dense steps); the hook's cost is the difference of the median steps. At one process the
+    two dense steps); the hook's cost is the median, over ``rounds`` alternating rounds, of the
+    difference of the median steps (one round gave 48-86 ms at rank 1 from run to run). At one process the
     collectives move nothing, so what is left is the hook's own work: copying the bucket into its
     matrices, the error feedback, P = MQ, the orthogonalisation, Q = M^T P, the decompression and
     the Python around them (measured: 130-230 ms per step at 10^7 parameters, one thread, where the
@@ -212,6 +217,7 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
     from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powersgd
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    repeat, rounds = _check_int("repeat", repeat, 1), _check_int("rounds", rounds, 1)
     if dist.is_initialized():
         return None
     loss_fn = loss_fn or nn.functional.cross_entropy
@@ -240,9 +246,13 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
             del ddp, opt
             return statistics.median(times)
 
-        with _threads(threads):
-            plain = median_step(None)
-            return {int(r): max(0.0, median_step(int(r)) - plain) for r in ranks}
+        with _threads(threads):  # alternating rounds: a slow spell of the machine hits both sides of a difference
+            costs: dict[int, list[float]] = {int(r): [] for r in ranks}
+            for _ in range(rounds):
+                plain = median_step(None)
+                for r in costs:
+                    costs[r].append(median_step(r) - plain)
+            return {r: max(0.0, statistics.median(c)) for r, c in costs.items()}
     finally:
         dist.destroy_process_group()
 
