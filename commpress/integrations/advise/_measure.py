@@ -202,14 +202,15 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
                           repeat: int = 3, threads: int | None = None, rounds: int = 3) -> dict[int, float] | None:
     """Seconds per step that PyTorch's own ``powerSGD_hook`` adds to a DDP step of ``model``, per rank R.
 
-    Timed for real: a copy of the model in a one-process gloo DDP (an in-process store), once with
-    DDP's own all-reduce and once per rank with the hook (error feedback and warm start, after its
-    two dense steps); the hook's cost is the median, over ``rounds`` alternating rounds, of the
-    difference of the median steps (one round gave 48-86 ms at rank 1 from run to run). At one process the
-    collectives move nothing, so what is left is the hook's own work: copying the bucket into its
-    matrices, the error feedback, P = MQ, the orthogonalisation, Q = M^T P, the decompression and
-    the Python around them (measured: 130-230 ms per step at 10^7 parameters, one thread, where the
-    matrix products alone take 25 ms). One DDP bucket, as ``benchmarks/slow_link.py`` runs the hook. ``None`` when this process already has a default process group
+    Timed for real: a copy of the model without DDP, and per rank a copy in a one-process gloo DDP
+    (an in-process store) with the hook (error feedback and warm start, after its two dense steps);
+    the hook's cost is the median, over ``rounds`` alternating rounds, of the difference of the
+    median steps (one round gave 48-86 ms at rank 1 from run to run). At one process the collectives
+    move nothing, so what is left is DDP's copies of the gradients into its bucket and back and the
+    hook's own work: copying the bucket into its matrices, the error feedback, P = MQ, the
+    orthogonalisation, Q = M^T P, the decompression and the Python around them (at 10^7 parameters,
+    one thread: 65-75 ms at rank 1, as two processes on loopback measure it, where the matrix
+    products alone take 25 ms; against a DDP step without the hook, as before, 10-20 ms less). One DDP bucket, as ``benchmarks/slow_link.py`` runs the hook. ``None`` when this process already has a default process group
     (inside a training run): the caller then estimates the hook from its matrix products.
     """
     import copy
@@ -229,7 +230,8 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
         def median_step(rank: int | None) -> float:
             # one bucket: PyTorch's hook launches its Q all-reduce from the P all-reduce's callback, which
             # on gloo runs on the group's worker thread; with several buckets that was seen to hang
-            ddp = DDP(copy.deepcopy(model), bucket_cap_mb=4 * numel / 2**20 + 1)
+            ddp = DDP(copy.deepcopy(model), bucket_cap_mb=4 * numel / 2**20 + 1) if rank is not None \
+                else copy.deepcopy(model)  # the reference: the plain step that advise's compute measures
             if rank is not None:
                 state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=int(rank),
                                                start_powerSGD_iter=2, use_error_feedback=True, warm_start=True)
