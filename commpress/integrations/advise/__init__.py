@@ -14,7 +14,14 @@ with :math:`B` the bytes of one rank's input (its bucket, or its payload), once 
 (the latency terms count one message per collective per bucket). Summable messages (the plain
 mean; ``compressor.summable``) ride an all-reduce; all other compressors' payloads are
 all-gathered as the commpress DDP hooks do (a length word, then the payloads), and every rank
-decodes all :math:`k` of them.
+decodes all :math:`k` of them. FSDP2 (``fsdp=True``) adds two all-gathers of the parameters and its
+reduce-scatter, or commpress's all-to-all of payloads (:func:`measure_fsdp_candidates`).
+
+A backend need not run every collective as a ring, nor at one efficiency: each collective's time
+is the ring model's times a factor of the :class:`Link` (``FACTORS``: all-reduce, all-gather,
+reduce-scatter, all-gather into a tensor), which :func:`measure_link` times against the line it
+fits (gloo across veth at 100 Mbit/s, over tc's rate: 1.1, 1.6, 2.2 and 1.5);
+:meth:`Link.rebased` moves them to a stated bandwidth.
 
 DDP's own fp32 all-reduce and PyTorch's fp16 hook run asynchronously, so their communication can
 hide behind the backward pass: their step is predicted as
@@ -23,8 +30,9 @@ the baselines' best case. On request (``baselines=``, ``commpress advise --basel
 bf16 hook and its PowerSGD hook (Vogels, Karimireddy, Jaggi, NeurIPS 2019) are predicted the same
 way: bf16 as fp16; PowerSGD with the bytes of its factors P and Q (:func:`powersgd_payload`), three
 all-reduces per bucket one after the other (not hidden behind the backward pass), and the hook's own
-cost timed for real in a one-process DDP (:func:`measure_powersgd_hook`; its matrix products alone
-are 4x cheaper than the hook, which is why an estimate from them predicted PowerSGD 4x too fast). The commpress hooks
+cost timed for real in a one-process DDP against the plain model's step (:func:`measure_powersgd_hook`;
+its matrix products alone are 3x cheaper than the hook, which is why an estimate from them predicted
+PowerSGD 4x too fast). The commpress hooks
 are predicted as running their collectives synchronously (a conservative bound since they overlap):
 :math:`t_{\text{compute}} + t_{\text{codec}} + T_{\text{comm}}`. Encoding and decoding are
 measured on this machine on vectors of the model's bucket sizes.
