@@ -213,6 +213,6 @@ def advise(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], *, proces
     if others:
         best = min(others, key=lambda p: p.step)
         break_even = break_even_bandwidth(by_name[best.name], by_name[FP32], latency=link.latency,
-                                          processes=k, compute=compute)
+                                          processes=k, compute=compute, factors=link)
     return Advice(link=link, processes=k, d=d, buckets=buckets, compute=compute, predictions=predictions,
                   verdict=verdict(predictions, break_even=break_even), break_even=break_even, notes=notes)

@@ -277,15 +277,19 @@ def predict(candidates: Sequence[Candidate], *, link: Link, processes: int, comp
     ]
 
 
-def break_even_bandwidth(a: Candidate, b: Candidate, *, latency: float, processes: int, compute: Compute) -> float | None:
+def break_even_bandwidth(a: Candidate, b: Candidate, *, latency: float, processes: int, compute: Compute,
+                         factors: Link | None = None) -> float | None:
     """The bandwidth (bytes/s) at which candidates ``a`` and ``b`` take equal steps, or ``None``.
 
     Below it the one with the smaller payload is faster. Found by bisection on the predicted
     step difference (piecewise linear in 1/bandwidth); ``None`` when the sign never changes
-    between 1 kB/s and 1 PB/s.
+    between 1 kB/s and 1 PB/s. ``factors``: a link whose collectives' factors (:data:`FACTORS`)
+    hold at every bandwidth tried (:func:`advise` passes its link); without it, rings (1).
     """
+    kept = {} if factors is None else {name: getattr(factors, name) for name in FACTORS}
+
     def gap(bandwidth: float) -> float:
-        link = Link(bandwidth, latency)
+        link = Link(bandwidth, latency, **kept)
         return (_step_seconds(a, _comm_seconds(a, processes, link), compute)
                 - _step_seconds(b, _comm_seconds(b, processes, link), compute))
 
