@@ -118,11 +118,13 @@ def parse_method(spec: str) -> tuple[str, str | None, dict]:
 def parse_fsdp(spec: str) -> tuple[str | None, str | None, dict, str | None]:
     """'fsdp' -> (None, None, {}, None); 'fsdp-ef:sign:block_size=256+params=int8' ->
     ('ef', 'sign', {'block_size': 256}, 'int8'): the method, compressor, its parameters, the parameters' mode."""
+    from commpress.integrations.fsdp_params import MODES
+
     body, plus, mode = spec.partition("+params=")
-    if plus and not mode:
-        raise SystemExit(f"bad method {spec!r}: +params= needs a mode (int8, int4, bf16)")
+    if plus and mode not in MODES:
+        raise SystemExit(f"bad method {spec!r}: +params= needs a mode, one of {', '.join(MODES)}")
     if body == "fsdp":
-        if mode:
+        if mode and mode != "none":
             raise SystemExit(f"bad method {spec!r}: compressed parameter all-gathers go with a compressed "
                              f"reduce-scatter, e.g. fsdp-ef:sign+params={mode}")
         return None, None, {}, None

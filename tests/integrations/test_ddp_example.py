@@ -73,6 +73,7 @@ def test_fsdp_methods_parse(example, spec, parsed):
 @pytest.mark.parametrize(("spec", "needle"), [
     ("fsdp+params=int8", "go with a compressed reduce-scatter"),
     ("fsdp-ef:sign+params=", "needs a mode"),
+    ("fsdp-ef:sign+params=int3", "needs a mode, one of"),
     ("fsdp-sgd:sign", "use fsdp or fsdp-{mean|ef|ef21|diana}"),
     ("fsdp-ef", "use fsdp or fsdp-"),
     ("fsdpx", "use fsdp or fsdp-"),

@@ -84,8 +84,8 @@ def measure_candidates(compressors: Sequence[str | Compressor], buckets: Sequenc
     and the decoding of all ``processes`` payloads, one at a time into a running sum as the hook
     does (decoding all k into one (k, d) matrix took 3-4x as long as k single decodes at 6.5M
     entries), with the hook's passes over the bucket (a working copy, the sum, its scaling); for
-    summable compressors the fast path of this rank's row; median of ``repeat`` runs; payload bytes are the real packed
-    lengths. Stateful hooks (EF, EF21, DIANA) add a few vector additions per bucket, not counted.
+    summable compressors the fast path of this rank's row; median of ``repeat`` runs. Payload
+    bytes are the real packed lengths. Stateful hooks (EF, EF21, DIANA) add a few vector additions per bucket, not counted.
     """
     k = _check_processes(processes)
     repeat = _check_int("repeat", repeat, 1)
@@ -210,8 +210,10 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
     hook's own work: copying the bucket into its matrices, the error feedback, P = MQ, the
     orthogonalisation, Q = M^T P, the decompression and the Python around them (at 10^7 parameters,
     one thread: 65-75 ms at rank 1, as two processes on loopback measure it, where the matrix
-    products alone take 25 ms; against a DDP step without the hook, as before, 10-20 ms less). One DDP bucket, as ``benchmarks/slow_link.py`` runs the hook. ``None`` when this process already has a default process group
-    (inside a training run): the caller then estimates the hook from its matrix products.
+    products alone take 25 ms; against a DDP step without the hook, as before, 10-20 ms less).
+    One DDP bucket, as ``benchmarks/slow_link.py`` runs the hook. ``None`` when this process
+    already has a default process group (inside a training run): the caller then estimates the
+    hook from its matrix products.
     """
     import copy
 
@@ -230,8 +232,8 @@ def measure_powersgd_hook(model: nn.Module, batch: tuple[torch.Tensor, torch.Ten
         def median_step(rank: int | None) -> float:
             # one bucket: PyTorch's hook launches its Q all-reduce from the P all-reduce's callback, which
             # on gloo runs on the group's worker thread; with several buckets that was seen to hang
-            ddp = DDP(copy.deepcopy(model), bucket_cap_mb=4 * numel / 2**20 + 1) if rank is not None \
-                else copy.deepcopy(model)  # the reference: the plain step that advise's compute measures
+            # rank None: the reference, the plain model's step (what advise's compute measures)
+            ddp = copy.deepcopy(model) if rank is None else DDP(copy.deepcopy(model), bucket_cap_mb=4 * numel / 2**20 + 1)
             if rank is not None:
                 state = powersgd.PowerSGDState(process_group=None, matrix_approximation_rank=int(rank),
                                                start_powerSGD_iter=2, use_error_feedback=True, warm_start=True)

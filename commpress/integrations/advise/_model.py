@@ -126,7 +126,7 @@ class Link:
         unscaled onto a faster stated bandwidth under-predicts FSDP2 by :math:`\beta_{new}/\beta`
         (1.37x at tc's 100 Mbit/s against the 73 Mbit/s the probe fitted across veth).
         """
-        scale = bandwidth / self.bandwidth if bandwidth > 0 and math.isfinite(bandwidth) else 1.0
+        scale = bandwidth / self.bandwidth  # a bad bandwidth is refused by Link before any factor is read
         return Link(bandwidth, latency, source=source, **{name: getattr(self, name) * scale for name in FACTORS})
 
 
